@@ -1,0 +1,1 @@
+#include "pixtream/core/ids.hpp"

@@ -1,0 +1,1 @@
+#include "pixtream/swarm/x.hpp"
