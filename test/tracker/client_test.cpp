@@ -160,4 +160,39 @@ BOOST_AUTO_TEST_CASE(client_loop_fails_over_and_stops_cleanly) {
     BOOST_TEST(ch.json().at("channels").as_array()[0].at("peers").as_int64() == 1);
 }
 
+// With every tracker down, the loop backs off exponentially (jittered between half and all of the
+// step) and stop() ends it promptly, without a `stopped` announce since none ever started.
+BOOST_AUTO_TEST_CASE(client_backs_off_when_every_tracker_is_down) {
+    asio::io_context io;
+    client_config cfg;
+    cfg.urls = {url_of(dead_port())};
+    cfg.params = params('4', false);
+    cfg.min_backoff = 40ms;
+    cfg.max_backoff = 80ms;
+    auto c = std::make_shared<client>(io.get_executor(), cfg, nullptr);
+    std::vector<std::chrono::steady_clock::time_point> failures;
+    c->on_error([&](const std::string& why) {
+        BOOST_TEST(why.starts_with("cannot connect"));
+        failures.push_back(std::chrono::steady_clock::now());
+        if (failures.size() == 4) c->stop();
+    });
+    bool done = false;
+    asio::co_spawn(io, c->run(), [&](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+        done = true;
+    });
+    io.run_for(10s);
+    BOOST_TEST_REQUIRE(done);
+    BOOST_TEST_REQUIRE(failures.size() == 4U);
+    // Waits of at least 20, 40 and 40 ms (half of 40, 80, 80) separate the attempts.
+    const double mins[] = {0.020, 0.040, 0.040};
+    for (std::size_t i = 1; i < failures.size(); ++i) {
+        BOOST_TEST_CONTEXT("gap " << i) {
+            BOOST_TEST(std::chrono::duration<double>(failures[i] - failures[i - 1]).count() >= mins[i - 1]);
+        }
+    }
+    BOOST_TEST(c->status().announces_ok == 0U);
+    BOOST_TEST(c->status().consecutive_failures == 4U);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

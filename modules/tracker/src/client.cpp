@@ -180,6 +180,7 @@ asio::awaitable<void> client::run() {
             ++status_.consecutive_failures;
             status_.last_error = std::get<std::string>(got);
             spdlog::warn("tracker: {}", status_.last_error);
+            if (on_error_) on_error_(status_.last_error);
             // Try the next tracker at once; after a full round of failures, back off.
             status_.current_url = (status_.current_url + 1) % cfg_.urls.size();
             if (status_.consecutive_failures % cfg_.urls.size() != 0) continue;

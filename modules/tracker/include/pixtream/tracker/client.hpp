@@ -62,6 +62,8 @@ struct client_status {
 class client {
 public:
     using peers_handler = std::function<void(const std::vector<peer_endpoint>&)>;
+    // Called with the reason after each failed announce (the loop goes on by itself).
+    using error_handler = std::function<void(const std::string&)>;
 
     client(const boost::asio::any_io_executor& ex, client_config cfg, peers_handler on_peers);
 
@@ -70,12 +72,14 @@ public:
     void stop();
     // Ask the tracker for more peers now (for example when few neighbours are left).
     void announce_now();
+    void on_error(error_handler h) { on_error_ = std::move(h); }
 
     const client_status& status() const noexcept { return status_; }
 
 private:
     client_config cfg_;
     peers_handler on_peers_;
+    error_handler on_error_;
     boost::asio::steady_timer timer_;
     client_status status_;
     std::mt19937_64 rng_;

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <variant>
 #include <vector>
@@ -96,6 +97,9 @@ struct chunk {
     bool has_header_ref() const noexcept { return header_ref != no_header; }
     friend bool operator==(const chunk&, const chunk&) = default;
 };
+
+// Chunks are immutable once signed and shared by every queue that sends or plays them.
+using chunk_ptr = std::shared_ptr<const chunk>;
 
 struct peer_entry {
     static constexpr std::uint8_t ipv4 = 4;
