@@ -1,0 +1,181 @@
+#pragma once
+// A node of the swarm: the source peer or a viewing peer. One coroutine per concern on one
+// executor (no locks): the accept loop, the connector, per connection a session (handshake, reader,
+// writer with upload pacing, keepalive), and the pump that drives the scheduler and the playout.
+#include "pixtream/core/rate_meter.hpp"
+#include "pixtream/peer/chunk_store.hpp"
+#include "pixtream/peer/playout.hpp"
+#include "pixtream/swarm/scheduler.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+namespace pixtream::peer {
+
+struct node_config {
+    core::channel_key channel;
+    core::peer_id self;
+    bool is_source = false;
+    boost::asio::ip::tcp::endpoint listen;      // port 0: any free port
+    std::uint16_t advertised_port = 0;          // port told to others (0: the listening port)
+    std::size_t max_peers = 16;                 // connections at most, both directions
+    std::size_t target_peers = 8;               // connections the connector aims for
+    double upload_limit = 0;                    // bytes per second over all connections; 0: unlimited
+    core::duration buffer = core::seconds(3);   // playout lag held behind the live edge
+    std::size_t store_capacity = 256;           // chunks kept (window), see chunk_store
+    std::size_t push_fanout = 1;                // source: each fresh chunk is pushed to this many peers
+    // Source: while a chunk is younger than source_fresh, it sends at most source_fresh_copies copies
+    // (pushes included) and rejects further requests, so that peers fetch it from each other. Older
+    // chunks are served to anyone who asks (repair).
+    core::duration source_fresh = core::milliseconds(1500);
+    std::size_t source_fresh_copies = 1;
+    swarm::scheduler_config scheduler{};
+    std::uint64_t seed = 0;
+    core::duration connect_timeout = core::seconds(3);
+    core::duration ban_time = core::seconds(600);
+};
+
+struct neighbour_info {
+    core::peer_id id;
+    std::string ip;
+    std::uint16_t port = 0;
+    bool outgoing = false;
+    bool is_source = false;
+    std::size_t in_flight = 0;
+};
+
+struct node_stats {
+    std::size_t neighbours = 0;
+    std::uint64_t wire_bytes_in = 0;    // everything received, frames and payloads
+    std::uint64_t wire_bytes_out = 0;
+    std::uint64_t payload_bytes_in = 0;   // chunk payloads only
+    std::uint64_t payload_bytes_out = 0;
+    std::uint64_t chunks_in = 0;
+    std::uint64_t chunks_out = 0;
+    std::uint64_t chunks_published = 0;   // source: chunks produced
+    std::uint64_t bytes_published = 0;    // source: payload bytes produced
+    std::uint64_t duplicate_chunks = 0;
+    std::uint64_t bad_chunks = 0;         // failed verification: sender banned
+    std::uint64_t protocol_errors = 0;
+    std::uint64_t rejects_sent = 0;
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t connections_made = 0;
+    std::uint64_t connect_failures = 0;
+    double upload_rate = 0;               // bytes per second, recent
+    double download_rate = 0;
+    playout_stats playout;
+    swarm::scheduler_stats scheduler;
+};
+
+// Callbacks to the player side (the stream output), on the node's executor.
+struct playback_handler {
+    std::function<void(const wire::chunk_ptr&)> play;  // next chunk, in order
+    std::function<void()> gap;                         // chunks were skipped before the next play
+    std::function<void(const wire::chunk_ptr&)> end;   // end of stream reached (after its play)
+};
+
+class session;
+
+class node : public std::enable_shared_from_this<node> {
+public:
+    // Binds and listens at once: a port in use throws boost::system::system_error here.
+    node(const boost::asio::any_io_executor& ex, node_config cfg);
+    ~node();
+    node(const node&) = delete;
+    node& operator=(const node&) = delete;
+
+    boost::asio::ip::tcp::endpoint local_endpoint() const;
+    std::uint16_t advertised_port() const;
+
+    // Accepts, connects, trades and plays until stop().
+    boost::asio::awaitable<void> run();
+    void stop();
+
+    // A peer to connect to (from the tracker or peer exchange).
+    void add_candidate(const std::string& ip, std::uint16_t port);
+    // Source: a fresh signed chunk, stored, announced and pushed.
+    void publish(wire::chunk_ptr c);
+    void on_playback(playback_handler h) { playback_ = std::move(h); }
+
+    node_stats stats() const;
+    std::vector<neighbour_info> neighbours() const;
+    const chunk_store& store() const noexcept { return store_; }
+    const playout& player() const noexcept { return playout_; }
+    const node_config& config() const noexcept { return cfg_; }
+    bool banned(const core::peer_id& id, const std::string& ip, std::uint16_t port) const;
+
+private:
+    friend class session;
+    struct candidate {
+        core::time_point next_try{};
+        int failures = 0;
+    };
+
+    static boost::asio::awaitable<void> accept_loop(std::shared_ptr<node> self);
+    static boost::asio::awaitable<void> connect_loop(std::shared_ptr<node> self);
+    static boost::asio::awaitable<void> connect_one(std::shared_ptr<node> self, std::string ip, std::uint16_t port);
+    static boost::asio::awaitable<void> pump(std::shared_ptr<node> self);
+    void start_session(boost::asio::ip::tcp::socket socket, bool outgoing, std::string key);
+
+    // From sessions.
+    bool admit(const std::shared_ptr<session>& s);  // handshake done: keep it?
+    bool may_serve(core::chunk_id id);               // a REQUEST: serve it (and count the copy)?
+    void on_closed(const std::shared_ptr<session>& s);
+    void on_message(const std::shared_ptr<session>& s, wire::message& m);
+    void on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c);
+    void ban(const std::shared_ptr<session>& s, const std::string& why);
+    void wake() noexcept;
+
+    // Stores a verified chunk and tells the neighbours; false if it was not new.
+    bool accept_chunk(const wire::chunk_ptr& c, const session* from);
+    void join(core::time_point now);
+    void rebuild_scheduler(core::chunk_id playhead);
+    void play(core::time_point now);
+    void fetch_missing_headers(core::time_point now);
+    session* find(const core::peer_id& id) const;
+
+    node_config cfg_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer pump_timer_;
+    boost::asio::steady_timer connect_timer_;
+    bool stopping_ = false;
+    bool woken_ = false;
+
+    chunk_store store_;
+    playout playout_;
+    std::unique_ptr<swarm::scheduler> scheduler_;
+    core::token_bucket upload_bucket_;
+    mutable core::rate_meter up_meter_;  // reading a meter rolls its window: not a logical change
+    mutable core::rate_meter down_meter_;
+    playback_handler playback_;
+    std::mt19937_64 rng_;
+
+    std::unordered_map<core::peer_id, std::shared_ptr<session>> sessions_;  // handshake done
+    std::set<std::shared_ptr<session>> pending_;                            // handshake under way
+    std::map<std::string, candidate> candidates_;                          // "ip:port"
+    std::set<std::string> connecting_;
+    std::map<core::peer_id, core::time_point> banned_ids_;
+    std::map<std::string, core::time_point> banned_endpoints_;
+
+    // Join state (viewing peers): probe the live edge, then start the playout.
+    enum class join_state { waiting, probing, playing } join_ = join_state::waiting;
+    core::chunk_id probe_edge_;
+    core::time_point probe_started_{};
+    double interval_s_ = 0.5;  // estimated seconds between chunks
+    std::map<core::chunk_id, core::time_point> header_requests_;
+    std::size_t push_cursor_ = 0;
+    std::map<core::chunk_id, std::pair<core::time_point, std::size_t>> fresh_copies_;  // source: publish time, copies
+    node_stats stats_;
+};
+
+}  // namespace pixtream::peer

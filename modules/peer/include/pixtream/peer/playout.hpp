@@ -1,0 +1,68 @@
+#pragma once
+// When each chunk goes to the players. Pure: time is passed in.
+//
+// Playback starts at the first random-access chunk at or after `start`, once the header chunk it
+// refers to (if any) is held. Chunk c is due at the steady time matching wall time c.timestamp +
+// lag: every chunk leaves with the same lag behind the source. A chunk still missing when a later
+// chunk falls due is skipped (counted: continuity = played / (played + skipped)). The output so never
+// waits for a chunk that cannot arrive in time, and never stalls while later chunks are here.
+#include "pixtream/core/time.hpp"
+#include "pixtream/peer/chunk_store.hpp"
+
+#include <optional>
+#include <vector>
+
+namespace pixtream::peer {
+
+struct playout_event {
+    enum class kind { play, skip, end };
+    kind what;
+    core::chunk_id id;
+    wire::chunk_ptr chunk;  // for play and end (the end-of-stream chunk itself is played first)
+};
+
+struct playout_stats {
+    std::uint64_t played = 0;
+    std::uint64_t skipped = 0;   // missed their deadline after playback started
+    std::uint64_t passed_over = 0;  // before the first random-access chunk (not counted against continuity)
+    double continuity() const noexcept {
+        return played + skipped == 0 ? 1.0 : static_cast<double>(played) / static_cast<double>(played + skipped);
+    }
+};
+
+class playout {
+public:
+    // Begin with chunk `start`. A chunk with timestamp ts is due at steady time
+    // now + (ts + lag - now_wall).
+    void start(core::chunk_id start, core::duration lag, core::wall_micros now_wall, core::time_point now);
+    bool started() const noexcept { return start_.has_value(); }
+    bool playing() const noexcept { return playing_; }
+    bool ended() const noexcept { return ended_; }
+    // Next chunk id to play.
+    core::chunk_id next() const noexcept { return next_; }
+
+    // Appends what is due at `now` to `out`.
+    void poll(core::time_point now, const chunk_store& store, std::vector<playout_event>& out);
+    // When poll has work next: the due time of the next held chunk; nullopt if none is held
+    // (then the next chunk's arrival is the wake-up).
+    std::optional<core::time_point> next_deadline(const chunk_store& store) const;
+
+    core::time_point due(const wire::chunk& c) const noexcept;
+    core::duration lag() const noexcept { return lag_; }
+    const playout_stats& stats() const noexcept { return stats_; }
+
+private:
+    // The next held chunk after next_, if any.
+    wire::chunk_ptr next_held(const chunk_store& store) const;
+
+    std::optional<core::chunk_id> start_;
+    core::chunk_id next_;
+    core::duration lag_{};
+    core::time_point steady_anchor_;
+    core::wall_micros wall_anchor_ = 0;
+    bool playing_ = false;
+    bool ended_ = false;
+    playout_stats stats_;
+};
+
+}  // namespace pixtream::peer

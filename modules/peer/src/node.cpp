@@ -1,0 +1,521 @@
+#include "pixtream/peer/node.hpp"
+
+#include "pixtream/wire/signing.hpp"
+#include "session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace pixtream::peer {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr core::duration pump_period = core::milliseconds(100);
+constexpr core::duration probe_timeout = core::seconds(3);
+constexpr core::duration header_retry = core::seconds(1);
+
+core::wall_micros wall_now() {
+    return static_cast<core::wall_micros>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
+std::string endpoint_key(const std::string& ip, std::uint16_t port) { return ip + ":" + std::to_string(port); }
+
+auto log_failure(const char* what) {
+    return [what](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("peer: {} failed: {}", what, ex.what());
+        }
+    };
+}
+
+}  // namespace
+
+node::node(const asio::any_io_executor& ex, node_config cfg)
+    : cfg_(std::move(cfg)),
+      acceptor_(ex),
+      pump_timer_(ex),
+      connect_timer_(ex),
+      store_(cfg_.store_capacity),
+      upload_bucket_(cfg_.upload_limit, std::max(cfg_.upload_limit * 0.25, 256.0 * 1024), core::clock::now()),
+      rng_(cfg_.seed) {
+    acceptor_.open(cfg_.listen.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(cfg_.listen);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+node::~node() = default;
+
+tcp::endpoint node::local_endpoint() const { return acceptor_.local_endpoint(); }
+
+std::uint16_t node::advertised_port() const {
+    return cfg_.advertised_port != 0 ? cfg_.advertised_port : acceptor_.local_endpoint().port();
+}
+
+void node::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    pump_timer_.cancel();
+    connect_timer_.cancel();
+    std::vector<std::shared_ptr<session>> all(pending_.begin(), pending_.end());
+    for (const auto& [id, s] : sessions_) all.push_back(s);
+    for (const auto& s : all) s->close("node stopping");
+}
+
+void node::wake() noexcept {
+    woken_ = true;
+    pump_timer_.cancel();
+}
+
+asio::awaitable<void> node::run() {
+    auto self = shared_from_this();
+    asio::co_spawn(acceptor_.get_executor(), accept_loop(self), log_failure("accept loop"));
+    asio::co_spawn(acceptor_.get_executor(), connect_loop(self), log_failure("connect loop"));
+    co_await pump(self);
+}
+
+// ---- connections ---------------------------------------------------------------------------------
+
+asio::awaitable<void> node::accept_loop(std::shared_ptr<node> self) {
+    while (!self->stopping_) {
+        auto [ec, socket] = co_await self->acceptor_.async_accept(use_tuple);
+        if (ec) {
+            if (self->stopping_ || ec == asio::error::operation_aborted) break;
+            spdlog::warn("peer: accept failed: {}", ec.message());
+            continue;
+        }
+        if (self->sessions_.size() + self->pending_.size() >= self->cfg_.max_peers + 4) continue;  // full: close
+        ++self->stats_.connections_accepted;
+        self->start_session(std::move(socket), false, "");
+    }
+}
+
+void node::start_session(tcp::socket socket, bool outgoing, std::string key) {
+    auto s = std::make_shared<session>(shared_from_this(), std::move(socket), outgoing);
+    pending_.insert(s);
+    asio::co_spawn(acceptor_.get_executor(), session::run(s), log_failure("session"));
+    (void)key;
+}
+
+void node::add_candidate(const std::string& ip, std::uint16_t port) {
+    if (port == 0) return;
+    const auto key = endpoint_key(ip, port);
+    if (candidates_.emplace(key, candidate{}).second) connect_timer_.cancel();
+}
+
+asio::awaitable<void> node::connect_loop(std::shared_ptr<node> self) {
+    while (!self->stopping_) {
+        const auto now = core::clock::now();
+        std::size_t have = self->sessions_.size() + self->pending_.size();
+        std::vector<std::string> picks;
+        for (auto& [key, c] : self->candidates_) {
+            if (have + picks.size() >= self->cfg_.target_peers) break;
+            if (c.next_try > now || self->connecting_.count(key)) continue;
+            const auto colon = key.rfind(':');
+            const auto ip = key.substr(0, colon);
+            const auto port = static_cast<std::uint16_t>(std::stoi(key.substr(colon + 1)));
+            bool connected = false;
+            for (const auto& [id, s] : self->sessions_) connected = connected || (s->remote_ip() == ip && s->remote_port() == port);
+            if (connected || self->banned({}, ip, port)) continue;
+            picks.push_back(key);
+        }
+        std::shuffle(picks.begin(), picks.end(), self->rng_);
+        for (const auto& key : picks) {
+            const auto colon = key.rfind(':');
+            self->connecting_.insert(key);
+            asio::co_spawn(self->acceptor_.get_executor(),
+                           connect_one(self, key.substr(0, colon), static_cast<std::uint16_t>(std::stoi(key.substr(colon + 1)))),
+                           log_failure("connect"));
+        }
+        self->connect_timer_.expires_after(core::milliseconds(500));
+        co_await self->connect_timer_.async_wait(use_tuple);
+    }
+}
+
+asio::awaitable<void> node::connect_one(std::shared_ptr<node> self, std::string ip, std::uint16_t port) {
+    const auto key = endpoint_key(ip, port);
+    boost::system::error_code aec;
+    const auto addr = asio::ip::make_address(ip, aec);
+    bool ok = false;
+    tcp::socket socket(self->acceptor_.get_executor());
+    if (!aec) {
+        asio::steady_timer timer(self->acceptor_.get_executor());
+        timer.expires_after(self->cfg_.connect_timeout);
+        auto r = co_await (socket.async_connect(tcp::endpoint(addr, port), use_tuple) || timer.async_wait(use_tuple));
+        ok = r.index() == 0 && !std::get<0>(std::get<0>(r));
+    }
+    self->connecting_.erase(key);
+    auto& c = self->candidates_[key];
+    if (!ok || self->stopping_) {
+        ++self->stats_.connect_failures;
+        ++c.failures;
+        c.next_try = core::clock::now() + std::min<core::duration>(core::seconds(30), core::seconds(1) * (1 << std::min(c.failures, 5)));
+        co_return;
+    }
+    c.failures = 0;
+    c.next_try = core::clock::now() + core::seconds(5);  // do not redial at once if it drops
+    ++self->stats_.connections_made;
+    self->start_session(std::move(socket), true, key);
+}
+
+bool node::banned(const core::peer_id& id, const std::string& ip, std::uint16_t port) const {
+    const auto now = core::clock::now();
+    if (const auto it = banned_ids_.find(id); it != banned_ids_.end() && it->second > now && !id.is_zero()) return true;
+    const auto it = banned_endpoints_.find(endpoint_key(ip, port));
+    return it != banned_endpoints_.end() && it->second > now;
+}
+
+bool node::admit(const std::shared_ptr<session>& s) {
+    if (stopping_ || banned(s->remote_id(), s->remote_ip(), s->remote_port())) return false;
+    if (const auto it = sessions_.find(s->remote_id()); it != sessions_.end()) {
+        // Both sides dialled each other: keep the connection the smaller peer id initiated, as the
+        // other side decides the same way.
+        const bool we_are_smaller = cfg_.self < s->remote_id();
+        if (s->outgoing() != we_are_smaller) return false;
+        auto old = it->second;
+        sessions_.erase(it);
+        old->close("duplicate connection");
+    } else if (sessions_.size() >= cfg_.max_peers) {
+        return false;
+    }
+    pending_.erase(s);
+    sessions_[s->remote_id()] = s;
+    if (scheduler_) scheduler_->add_peer(s->remote_id());
+    // Tell it about our other neighbours that accept connections (peer exchange).
+    wire::peers pex;
+    for (const auto& [id, other] : sessions_) {
+        if (other == s || other->remote_port() == 0 || pex.entries.size() >= wire::max_pex_peers) continue;
+        boost::system::error_code ec;
+        const auto addr = asio::ip::make_address(other->remote_ip(), ec);
+        if (ec) continue;
+        wire::peer_entry e;
+        e.id = id;
+        e.port = other->remote_port();
+        if (addr.is_v4()) {
+            e.family = wire::peer_entry::ipv4;
+            const auto b = addr.to_v4().to_bytes();
+            std::copy(b.begin(), b.end(), e.address.begin());
+        } else {
+            e.family = wire::peer_entry::ipv6;
+            const auto b = addr.to_v6().to_bytes();
+            std::copy(b.begin(), b.end(), e.address.begin());
+        }
+        pex.entries.push_back(e);
+    }
+    if (!pex.entries.empty()) s->send(pex);
+    spdlog::debug("peer: connected to {}:{} ({} neighbours)", s->remote_ip(), s->remote_port(), sessions_.size());
+    wake();
+    return true;
+}
+
+void node::on_closed(const std::shared_ptr<session>& s) {
+    pending_.erase(s);
+    if (const auto it = sessions_.find(s->remote_id()); it != sessions_.end() && it->second == s) {
+        sessions_.erase(it);
+        if (scheduler_) scheduler_->remove_peer(s->remote_id());
+        connect_timer_.cancel();  // look for a replacement
+        wake();
+    }
+}
+
+session* node::find(const core::peer_id& id) const {
+    const auto it = sessions_.find(id);
+    return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void node::ban(const std::shared_ptr<session>& s, const std::string& why) {
+    const auto until = core::clock::now() + cfg_.ban_time;
+    banned_ids_[s->remote_id()] = until;
+    if (s->remote_port() != 0) banned_endpoints_[endpoint_key(s->remote_ip(), s->remote_port())] = until;
+    spdlog::warn("peer: banned {}:{}: {}", s->remote_ip(), s->remote_port(), why);
+    s->close("banned: " + why);
+}
+
+// ---- messages ------------------------------------------------------------------------------------
+
+void node::on_message(const std::shared_ptr<session>& s, wire::message& m) {
+    const auto now = core::clock::now();
+    std::visit(
+        [&](auto& msg) {
+            using T = std::decay_t<decltype(msg)>;
+            if constexpr (std::is_same_v<T, wire::bitmap>) {
+                s->remote_map() = core::buffer_map(core::buffer_map::max_capacity, msg.base);
+                msg.apply_to(s->remote_map());
+                if (scheduler_) scheduler_->on_bitmap(s->remote_id(), s->remote_map());
+                wake();
+            } else if constexpr (std::is_same_v<T, wire::have>) {
+                s->remote_map().advance_to_fit(msg.id);
+                s->remote_map().set(msg.id);
+                if (scheduler_) scheduler_->on_have(s->remote_id(), msg.id);
+                wake();
+            } else if constexpr (std::is_same_v<T, wire::request>) {
+                s->requested(msg.id);
+            } else if constexpr (std::is_same_v<T, wire::cancel>) {
+                s->cancelled(msg.id);
+            } else if constexpr (std::is_same_v<T, wire::reject>) {
+                if (scheduler_) scheduler_->on_reject(s->remote_id(), msg.id, now);
+                header_requests_.erase(msg.id);
+                wake();
+            } else if constexpr (std::is_same_v<T, wire::chunk>) {
+                on_chunk(s, std::move(msg));
+            } else if constexpr (std::is_same_v<T, wire::peers>) {
+                for (const auto& e : msg.entries) {
+                    if (e.id == cfg_.self) continue;
+                    std::string ip;
+                    if (e.family == wire::peer_entry::ipv4) {
+                        asio::ip::address_v4::bytes_type b{};
+                        std::copy_n(e.address.begin(), 4, b.begin());
+                        ip = asio::ip::address_v4(b).to_string();
+                    } else {
+                        asio::ip::address_v6::bytes_type b{};
+                        std::copy_n(e.address.begin(), 16, b.begin());
+                        ip = asio::ip::address_v6(b).to_string();
+                    }
+                    add_candidate(ip, e.port);
+                }
+            }
+            // keepalive: nothing to do; handshake cannot reach here (session_rules).
+        },
+        m);
+}
+
+void node::on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c) {
+    if (!wire::verify_chunk(c, cfg_.channel)) {
+        ++stats_.bad_chunks;
+        ban(s, "chunk " + std::to_string(c.id.value()) + " failed signature verification");
+        return;
+    }
+    const auto now = core::clock::now();
+    ++stats_.chunks_in;
+    stats_.payload_bytes_in += c.payload.size();
+    s->remote_map().advance_to_fit(c.id);
+    s->remote_map().set(c.id);
+    auto ptr = std::make_shared<const wire::chunk>(std::move(c));
+    if (scheduler_) scheduler_->on_chunk(s->remote_id(), ptr->id, ptr->payload.size(), now);
+    header_requests_.erase(ptr->id);
+    if (!accept_chunk(ptr, s.get())) ++stats_.duplicate_chunks;
+    wake();
+}
+
+bool node::accept_chunk(const wire::chunk_ptr& c, const session* from) {
+    if (!store_.insert(c)) return false;
+    // Chunk spacing, for deadlines and the join: a smoothed per-chunk interval.
+    if (const auto prev = store_.get(c->id - 1); prev && c->timestamp > prev->timestamp) {
+        const double sample = static_cast<double>(c->timestamp - prev->timestamp) / 1e6;
+        if (sample < 10.0) interval_s_ = 0.9 * interval_s_ + 0.1 * sample;
+    }
+    for (const auto& [id, s] : sessions_) {
+        if (s.get() == from || s->knows(c->id)) continue;
+        s->send(wire::have{c->id});
+    }
+    if (scheduler_) scheduler_->set_have(c->id);
+    return true;
+}
+
+bool node::may_serve(core::chunk_id id) {
+    if (!cfg_.is_source) return true;
+    const auto it = fresh_copies_.find(id);
+    if (it == fresh_copies_.end()) return true;  // old enough: repair for anyone
+    if (core::clock::now() - it->second.first > cfg_.source_fresh) {
+        fresh_copies_.erase(fresh_copies_.begin(), std::next(it));  // ids only get older
+        return true;
+    }
+    if (it->second.second >= cfg_.source_fresh_copies) return false;
+    ++it->second.second;
+    return true;
+}
+
+void node::publish(wire::chunk_ptr c) {
+    ++stats_.chunks_published;
+    stats_.bytes_published += c->payload.size();
+    // Push to a few neighbours (round robin) before announcing it to the rest.
+    std::vector<session*> targets;
+    for (const auto& [id, s] : sessions_) {
+        if (!s->remote_is_source()) targets.push_back(s.get());
+    }
+    std::sort(targets.begin(), targets.end(), [](const session* a, const session* b) { return a->remote_id() < b->remote_id(); });
+    const auto pushes = std::min(cfg_.push_fanout, targets.size());
+    for (std::size_t i = 0; i < pushes; ++i) targets[(push_cursor_ + i) % targets.size()]->push(c);
+    fresh_copies_[c->id] = {core::clock::now(), pushes};
+    while (fresh_copies_.size() > 4096) fresh_copies_.erase(fresh_copies_.begin());
+    if (!targets.empty()) push_cursor_ = (push_cursor_ + cfg_.push_fanout) % targets.size();
+    accept_chunk(c, nullptr);
+}
+
+// ---- joining, scheduling and playing ---------------------------------------------------------------
+
+void node::rebuild_scheduler(core::chunk_id playhead) {
+    auto sc = cfg_.scheduler;
+    sc.seed = cfg_.seed;
+    scheduler_ = std::make_unique<swarm::scheduler>(sc, playhead);
+    for (const auto& [id, s] : sessions_) scheduler_->on_bitmap(id, s->remote_map());
+    store_.map().for_each_set([&](core::chunk_id id) { scheduler_->set_have(id); });
+}
+
+void node::join(core::time_point now) {
+    if (join_ == join_state::waiting) {
+        std::optional<core::chunk_id> edge;
+        for (const auto& [id, s] : sessions_) {
+            if (const auto last = s->remote_map().last_set(); last && (!edge || *last > *edge)) edge = *last;
+        }
+        if (!edge) return;
+        // Fetch the two newest chunks first: their timestamps give the chunk interval.
+        probe_edge_ = *edge;
+        probe_started_ = now;
+        rebuild_scheduler(probe_edge_.value() > 0 ? probe_edge_ - 1 : probe_edge_);
+        join_ = join_state::probing;
+        return;
+    }
+    if (join_ != join_state::probing) return;
+    const auto newest = store_.get(probe_edge_);
+    const auto before = probe_edge_.value() > 0 ? store_.get(probe_edge_ - 1) : nullptr;
+    const bool both = newest && (before || probe_edge_.value() == 0);
+    if (!both && !(now - probe_started_ > probe_timeout && (newest || before))) return;
+    const auto anchor = newest ? newest : before;
+    if (newest && before && newest->timestamp > before->timestamp) {
+        interval_s_ = std::clamp(static_cast<double>(newest->timestamp - before->timestamp) / 1e6, 0.01, 10.0);
+    }
+    const double buffer_s = core::to_seconds(cfg_.buffer);
+    const auto back = static_cast<std::uint64_t>(std::ceil(buffer_s / interval_s_));
+    auto start = anchor->id.value() >= back ? anchor->id - back : core::chunk_id{0};
+    // Not before what the neighbours still hold.
+    std::optional<core::chunk_id> lowest;
+    for (const auto& [id, s] : sessions_) {
+        if (const auto first = s->remote_map().next_set(core::chunk_id{0}); first && (!lowest || *first < *lowest)) lowest = first;
+    }
+    if (lowest && *lowest > start) start = *lowest;
+    // Every chunk leaves `buffer` behind the newest one's age now: the same lag for all.
+    const auto wall = wall_now();
+    const auto age = anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0);
+    playout_.start(start, std::chrono::duration_cast<core::duration>(age) + cfg_.buffer, wall, now);
+    rebuild_scheduler(start);
+    join_ = join_state::playing;
+    spdlog::info("peer: joining at chunk {} (live edge {}, {:.2f} s per chunk, lag {:.2f} s)", start.value(),
+                 anchor->id.value(), interval_s_, core::to_seconds(playout_.lag()));
+}
+
+void node::fetch_missing_headers(core::time_point now) {
+    auto c = store_.get(playout_.next());
+    if (!c) {
+        const auto id = store_.map().next_set(playout_.next());
+        c = id ? store_.get(*id) : nullptr;
+    }
+    if (!c || !c->has_header_ref() || store_.has(c->header_ref) || sessions_.empty()) return;
+    const auto it = header_requests_.find(c->header_ref);
+    if (it != header_requests_.end() && now - it->second < header_retry) return;
+    // Ask the source if we know it, else any neighbour (they all keep the headers pinned).
+    session* target = nullptr;
+    for (const auto& [id, s] : sessions_) {
+        if (s->remote_is_source()) target = s.get();
+    }
+    if (!target) {
+        auto it2 = sessions_.begin();
+        std::advance(it2, static_cast<std::ptrdiff_t>(rng_() % sessions_.size()));
+        target = it2->second.get();
+    }
+    target->send(wire::request{c->header_ref});
+    header_requests_[c->header_ref] = now;
+}
+
+void node::play(core::time_point now) {
+    std::vector<playout_event> events;
+    playout_.poll(now, store_, events);
+    bool gap = false;
+    for (const auto& e : events) {
+        switch (e.what) {
+        case playout_event::kind::skip: gap = true; break;
+        case playout_event::kind::play:
+            if (gap && playback_.gap) playback_.gap();
+            gap = false;
+            if (playback_.play) playback_.play(e.chunk);
+            break;
+        case playout_event::kind::end:
+            if (playback_.end) playback_.end(e.chunk);
+            break;
+        }
+    }
+    if (gap && playback_.gap) playback_.gap();
+}
+
+asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
+    std::vector<swarm::action> actions;
+    while (!self->stopping_) {
+        self->woken_ = false;
+        const auto now = core::clock::now();
+        if (!self->cfg_.is_source) {
+            if (self->join_ != join_state::playing) self->join(now);
+            if (self->join_ == join_state::playing) {
+                self->play(now);
+                self->fetch_missing_headers(now);
+                self->scheduler_->set_window(self->playout_.next());
+                if (const auto newest = self->store_.newest()) {
+                    if (const auto c = self->store_.get(*newest)) {
+                        self->scheduler_->set_deadlines(
+                            {c->id, self->playout_.due(*c), core::from_seconds(self->interval_s_)});
+                    }
+                }
+            }
+            if (self->scheduler_) {
+                actions.clear();
+                self->scheduler_->poll(now, actions);
+                for (const auto& a : actions) {
+                    auto* s = self->find(a.peer);
+                    if (!s) continue;
+                    if (a.kind == swarm::action_kind::request) s->send(wire::request{a.id});
+                    else s->send(wire::cancel{a.id});
+                }
+            }
+        }
+        if (self->woken_) continue;
+        auto next = now + pump_period;
+        if (self->scheduler_) {
+            if (const auto t = self->scheduler_->next_timeout()) next = std::min(next, *t);
+        }
+        if (const auto t = self->playout_.next_deadline(self->store_)) next = std::min(next, *t);
+        self->pump_timer_.expires_at(std::max(next, now + core::milliseconds(1)));
+        co_await self->pump_timer_.async_wait(use_tuple);
+    }
+}
+
+// ---- reporting ---------------------------------------------------------------------------------------
+
+node_stats node::stats() const {
+    auto s = stats_;
+    s.neighbours = sessions_.size();
+    s.playout = playout_.stats();
+    if (scheduler_) s.scheduler = scheduler_->stats();
+    s.upload_rate = up_meter_.rate(core::clock::now());
+    s.download_rate = down_meter_.rate(core::clock::now());
+    return s;
+}
+
+std::vector<neighbour_info> node::neighbours() const {
+    std::vector<neighbour_info> out;
+    for (const auto& [id, s] : sessions_) {
+        out.push_back({id, s->remote_ip(), s->remote_port(), s->outgoing(), s->remote_is_source(),
+                       scheduler_ ? scheduler_->in_flight(id) : 0});
+    }
+    return out;
+}
+
+}  // namespace pixtream::peer

@@ -1,0 +1,81 @@
+#pragma once
+// One connection to a neighbour: handshake, reader and writer coroutines, upload queue, keepalive.
+// Private to modules/peer; the node owns sessions and is told everything they receive.
+#include "pixtream/peer/node.hpp"
+#include "pixtream/wire/frame_decoder.hpp"
+#include "pixtream/wire/session_rules.hpp"
+
+#include <deque>
+#include <variant>
+
+namespace pixtream::peer {
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    static constexpr std::size_t max_control_bytes = 1 << 20;  // queued small messages: beyond, close
+    static constexpr std::size_t max_pushes = 32;              // queued unsolicited chunks: beyond, drop
+
+    session(std::shared_ptr<node> owner, boost::asio::ip::tcp::socket socket, bool outgoing);
+
+    // Handshake, then reader and writer until either ends; the node is told when it closes.
+    static boost::asio::awaitable<void> run(std::shared_ptr<session> self);
+    void close(const std::string& why);
+    bool closed() const noexcept { return closed_; }
+
+    // Queues a small message (anything but CHUNK).
+    void send(const wire::message& m);
+    // Queues a chunk the neighbour did not ask for (the source's push): dropped if too many wait.
+    void push(wire::chunk_ptr c);
+    // A REQUEST from the neighbour: served in order, or REJECTed when the queue is full.
+    void requested(core::chunk_id id);
+    void cancelled(core::chunk_id id);
+
+    // The neighbour, once the handshake is done.
+    const core::peer_id& remote_id() const noexcept { return remote_id_; }
+    const std::string& remote_ip() const noexcept { return remote_ip_; }
+    std::uint16_t remote_port() const noexcept { return remote_port_; }
+    bool remote_is_source() const noexcept { return remote_is_source_; }
+    bool outgoing() const noexcept { return outgoing_; }
+    bool established() const noexcept { return established_; }
+    // What the neighbour holds, as far as it told us.
+    core::buffer_map& remote_map() noexcept { return remote_map_; }
+    const core::buffer_map& remote_map() const noexcept { return remote_map_; }
+    // Chunks we sent to or received from this neighbour: no need to announce them back.
+    bool knows(core::chunk_id id) const noexcept { return remote_map_.test(id); }
+
+private:
+    struct outgoing_frame {
+        std::vector<std::byte> bytes;  // an encoded small message
+        wire::chunk_ptr chunk;         // or a chunk (pushed or requested)
+    };
+
+    static boost::asio::awaitable<void> reader(std::shared_ptr<session> self);
+    static boost::asio::awaitable<void> writer(std::shared_ptr<session> self);
+    void notify_writer() noexcept;
+    bool next_frame(outgoing_frame& out);
+
+    std::shared_ptr<node> owner_;
+    boost::asio::ip::tcp::socket socket_;
+    boost::asio::steady_timer writer_wake_;
+    bool writer_woken_ = false;
+    bool outgoing_;
+    bool closed_ = false;
+    bool established_ = false;
+    std::string close_reason_;
+
+    wire::frame_decoder decoder_;
+    wire::session_rules rules_;
+    core::peer_id remote_id_;
+    std::string remote_ip_;
+    std::uint16_t remote_port_ = 0;
+    bool remote_is_source_ = false;
+    core::buffer_map remote_map_{core::buffer_map::max_capacity};
+
+    std::deque<std::vector<std::byte>> control_;
+    std::size_t control_bytes_ = 0;
+    std::deque<wire::chunk_ptr> pushes_;
+    std::deque<core::chunk_id> uploads_;
+    core::time_point last_sent_{};
+};
+
+}  // namespace pixtream::peer

@@ -1,0 +1,99 @@
+#include "pixtream/peer/playout.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace pixtream;
+using namespace std::chrono_literals;
+
+namespace {
+
+const core::time_point t0{std::chrono::seconds(100)};
+const core::wall_micros w0 = 1'000'000'000;
+
+// Chunk `id` cut at wall time w0 + id * 100 ms.
+wire::chunk_ptr make(std::uint64_t id, bool ra = true, std::uint8_t extra = 0, std::uint64_t header = ~std::uint64_t{0}) {
+    auto c = std::make_shared<wire::chunk>();
+    c->id = core::chunk_id{id};
+    c->timestamp = w0 + id * 100'000;
+    c->flags = static_cast<std::uint8_t>((ra ? wire::chunk::flag_random_access : 0) | extra);
+    c->header_ref = core::chunk_id{header};
+    return c;
+}
+
+std::vector<peer::playout_event> poll(peer::playout& p, core::time_point at, const peer::chunk_store& s) {
+    std::vector<peer::playout_event> out;
+    p.poll(at, s, out);
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(playout_suite)
+
+// Lag 1 s: chunk id is due at t0 + id * 100 ms + 1 s (wall and steady anchors coincide at t0/w0).
+BOOST_AUTO_TEST_CASE(plays_each_chunk_at_its_due_time) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    for (std::uint64_t i = 0; i < 3; ++i) s.insert(make(i));
+    BOOST_TEST(poll(p, t0 + 999ms, s).empty());
+    BOOST_TEST((p.next_deadline(s) == t0 + 1s));
+    auto ev = poll(p, t0 + 1s, s);
+    BOOST_TEST_REQUIRE(ev.size() == 1U);
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::play));
+    ev = poll(p, t0 + 1250ms, s);
+    BOOST_TEST(ev.size() == 2U);
+    BOOST_TEST(p.stats().played == 3U);
+    BOOST_TEST(!p.next_deadline(s).has_value());  // nothing held: the next arrival wakes us
+}
+
+BOOST_AUTO_TEST_CASE(missing_chunk_is_skipped_when_a_later_one_is_due) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    s.insert(make(0));
+    s.insert(make(2));
+    auto ev = poll(p, t0 + 1150ms, s);  // 0 played; 1 missing but 2 not yet due: wait
+    BOOST_TEST(ev.size() == 1U);
+    BOOST_TEST(p.next().value() == 1U);
+    ev = poll(p, t0 + 1200ms, s);       // 2 due: 1 skipped, 2 played
+    BOOST_TEST_REQUIRE(ev.size() == 2U);
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::skip));
+    BOOST_TEST(ev[0].id.value() == 1U);
+    BOOST_TEST((ev[1].what == peer::playout_event::kind::play));
+    BOOST_TEST(p.stats().continuity() == 2.0 / 3.0, boost::test_tools::tolerance(1e-9));
+}
+
+BOOST_AUTO_TEST_CASE(starts_at_a_random_access_chunk_whose_header_is_held) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{10}, 1s, w0, t0);
+    s.insert(make(10, false, 0, 5));
+    s.insert(make(11, true, 0, 5));  // random access, but header 5 not held
+    s.insert(make(12, true, 0, 5));
+    auto ev = poll(p, t0 + 2s + 100ms, s);  // 10 passed over (not RA); 11 due but no header
+    BOOST_TEST(ev.empty());
+    BOOST_TEST(p.next().value() == 12U);    // 11's time passed without its header
+    s.insert(make(5, false, wire::chunk::flag_header));
+    ev = poll(p, t0 + 2s + 200ms, s);
+    BOOST_TEST_REQUIRE(ev.size() == 1U);
+    BOOST_TEST(ev[0].id.value() == 12U);
+    BOOST_TEST(p.stats().skipped == 0U);    // nothing counted before playback started
+    BOOST_TEST(p.stats().passed_over == 2U);
+}
+
+BOOST_AUTO_TEST_CASE(end_of_stream_ends_playback) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 0s, w0, t0);
+    s.insert(make(0));
+    s.insert(make(1, true, wire::chunk::flag_end_of_stream));
+    s.insert(make(2));
+    const auto ev = poll(p, t0 + 10s, s);
+    BOOST_TEST_REQUIRE(ev.size() == 3U);
+    BOOST_TEST((ev[2].what == peer::playout_event::kind::end));
+    BOOST_TEST(p.ended());
+    BOOST_TEST(poll(p, t0 + 20s, s).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
