@@ -334,6 +334,7 @@ bool node::accept_chunk(const wire::chunk_ptr& c, const session* from) {
 
 bool node::may_serve(core::chunk_id id) {
     if (!cfg_.is_source) return true;
+    if (const auto c = store_.get(id); c && c->is_header()) return true;  // small, and every player needs it
     const auto it = fresh_copies_.find(id);
     if (it == fresh_copies_.end()) return true;  // old enough: repair for anyone
     if (core::clock::now() - it->second.first > cfg_.source_fresh) {

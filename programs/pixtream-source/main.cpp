@@ -1,0 +1,224 @@
+// pixtream-source: cuts a live input into signed chunks and feeds the swarm (docs/architecture.md).
+#include "pixtream/peer/node.hpp"
+#include "pixtream/source/broadcaster.hpp"
+#include "pixtream/stream/output_server.hpp"
+#include "pixtream/tracker/client.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/program_options.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <random>
+
+namespace asio = boost::asio;
+namespace po = boost::program_options;
+using namespace pixtream;
+
+namespace {
+
+int usage_error(const std::string& msg) {
+    std::cerr << "pixtream-source: " << msg << "\nTry 'pixtream-source --help'.\n";
+    return 2;
+}
+
+auto log_failure(const char* what, int* status, asio::io_context* io) {
+    return [what, status, io](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::critical("source: {} failed: {}", what, ex.what());
+            *status = 1;
+            io->stop();
+        }
+    };
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    po::options_description opts(
+        "Usage: pixtream-source [options] TRACKER_URL {http|tcp|file|stdin} SOURCE\n\n"
+        "Reads a live media stream, cuts it into signed chunks aligned to its container (MPEG-TS,\n"
+        "Ogg, else raw bytes), announces the channel to the tracker and feeds the peers.\n"
+        "SOURCE is an http:// URL, HOST:PORT, a file path, or - for stdin.\n\n"
+        "Options");
+    std::string ip = "0.0.0.0";
+    std::uint16_t port = 60000;
+    std::uint16_t sport = 30000;
+    double rate = 0;
+    bool loop = false;
+    std::string channel = "pixtream";
+    std::string key_file = "pixtream-source.key";
+    std::size_t max_peers = 32;
+    double upload_limit = 0;
+    double chunk_seconds = 0.5;
+    std::size_t chunk_bytes = 64 * 1024;
+    double linger = 10;
+    std::string log_level = "info";
+    std::vector<std::string> positional;
+    // clang-format off
+    opts.add_options()
+        ("help,h", "show this help and exit")
+        ("ip,i", po::value(&ip)->default_value(ip), "address to listen on for peers and players")
+        ("port,p", po::value(&port)->default_value(port), "TCP port for peer connections (0: any free port)")
+        ("sport,s", po::value(&sport)->default_value(sport),
+         "TCP port serving the stream to local players (raw TCP or HTTP GET /, GET /stats); 0: any free port")
+        ("rate", po::value(&rate)->default_value(rate),
+         "file and stdin inputs: read at this many bytes per second (0: as fast as possible;"
+         " a file should be paced at its bitrate to be live)")
+        ("loop", po::bool_switch(&loop), "file input: start again at the end, forever")
+        ("channel", po::value(&channel)->default_value(channel), "channel name announced to the tracker")
+        ("key", po::value(&key_file)->default_value(key_file),
+         "file holding the channel's signing key (created if absent); the channel is its public key")
+        ("max-peers", po::value(&max_peers)->default_value(max_peers), "most peer connections")
+        ("upload-limit", po::value(&upload_limit)->default_value(upload_limit),
+         "bytes per second uploaded to peers at most (0: unlimited)")
+        ("chunk-seconds", po::value(&chunk_seconds)->default_value(chunk_seconds), "longest time a chunk spans")
+        ("chunk-bytes", po::value(&chunk_bytes)->default_value(chunk_bytes), "largest chunk payload")
+        ("linger", po::value(&linger)->default_value(linger),
+         "seconds to keep serving after the input ended, so peers get the end of the stream")
+        ("log-level", po::value(&log_level)->default_value(log_level), "trace, debug, info, warn, error or off");
+    po::options_description hidden;
+    hidden.add_options()("args", po::value(&positional));
+    // clang-format on
+    po::positional_options_description pos;
+    pos.add("args", -1);
+    po::options_description all;
+    all.add(opts).add(hidden);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        return usage_error(e.what());
+    }
+    if (vm.count("help")) {
+        std::cout << opts << '\n';
+        return 0;
+    }
+    if (positional.size() != 3 && !(positional.size() == 2 && positional[1] == "stdin"))
+        return usage_error("expected TRACKER_URL {http|tcp|file|stdin} SOURCE");
+    const auto level = spdlog::level::from_str(log_level);
+    if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level '" + log_level + "'");
+    spdlog::set_level(level);
+    if (!(chunk_seconds >= 0.01 && chunk_seconds <= 10)) return usage_error("--chunk-seconds must be between 0.01 and 10");
+    if (chunk_bytes < 1024 || chunk_bytes > wire::max_chunk_payload)
+        return usage_error(fmt::format("--chunk-bytes must be between 1024 and {}", wire::max_chunk_payload));
+    if (rate < 0 || upload_limit < 0 || linger < 0) return usage_error("--rate, --upload-limit and --linger cannot be negative");
+    if (channel.empty() || channel.size() > 64) return usage_error("--channel must be 1 to 64 characters");
+
+    std::string error;
+    const auto tracker_url = tracker::parse_tracker_url(positional[0], error);
+    if (!tracker_url) return usage_error("tracker URL '" + positional[0] + "': " + error);
+    auto input = source::parse_input(positional[1], positional.size() > 2 ? positional[2] : "-", error);
+    if (!input) return usage_error(error);
+    input->rate_bytes_per_s = rate;
+    input->loop = loop;
+    boost::system::error_code aec;
+    const auto address = asio::ip::make_address(ip, aec);
+    if (aec) return usage_error("--ip '" + ip + "' is not an IP address");
+
+    bool created = false;
+    auto key = source::load_or_create_key(key_file, error, created);
+    if (!key) {
+        std::cerr << "pixtream-source: " << error << '\n';
+        return 1;
+    }
+
+    asio::io_context io(1);
+    std::random_device rd;
+    peer::node_config ncfg;
+    ncfg.channel = key->public_key;
+    ncfg.self = core::peer_id::random(rd);
+    ncfg.is_source = true;
+    ncfg.listen = asio::ip::tcp::endpoint(address, port);
+    ncfg.max_peers = max_peers;
+    ncfg.target_peers = 0;  // the source does not dial out: peers come to it
+    ncfg.upload_limit = upload_limit;
+    ncfg.seed = rd();
+    std::shared_ptr<peer::node> node;
+    std::shared_ptr<stream::output_server> output;
+    try {
+        node = std::make_shared<peer::node>(io.get_executor(), ncfg);
+    } catch (const boost::system::system_error& e) {
+        std::cerr << fmt::format("pixtream-source: cannot listen for peers on {}:{}: {}\n", ip, port, e.code().message());
+        return 1;
+    }
+    stream::output_config ocfg;
+    ocfg.content_type = "application/octet-stream";
+    try {
+        output = std::make_shared<stream::output_server>(io.get_executor(), asio::ip::tcp::endpoint(address, sport), ocfg,
+                                                         [&] { return std::string("{}"); });
+    } catch (const boost::system::system_error& e) {
+        std::cerr << fmt::format("pixtream-source: cannot listen for players on {}:{}: {}\n", ip, sport, e.code().message());
+        return 1;
+    }
+
+    // Chunk ids continue across restarts of the source: they start at the time in 10 ms units.
+    const auto first_id = core::chunk_id{static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() / 10)};
+    source::chunker_config ccfg;
+    ccfg.max_bytes = chunk_bytes;
+    ccfg.max_duration = core::from_seconds(chunk_seconds);
+    auto caster = std::make_shared<source::broadcaster>(io.get_executor(), *input, ccfg, *key, first_id,
+                                                        [&](wire::chunk_ptr c) {
+                                                            if (c->is_header()) output->set_header(c);
+                                                            output->write(c);
+                                                            node->publish(std::move(c));
+                                                        });
+
+    tracker::client_config tcfg;
+    tcfg.urls = {*tracker_url};
+    tcfg.params.channel = key->public_key;
+    tcfg.params.peer = ncfg.self;
+    tcfg.params.port = node->advertised_port();
+    tcfg.params.is_source = true;
+    tcfg.params.name = channel;
+    tcfg.params.numwant = 0;
+    tcfg.seed = rd();
+    auto announcer = std::make_shared<tracker::client>(io.get_executor(), tcfg, nullptr);
+
+    std::cout << fmt::format("pixtream-source channel {} ('{}'){} peers on {}:{} players on {}:{}",
+                             key->public_key.to_hex(), channel, created ? " (new key in " + key_file + ")" : "", ip,
+                             node->local_endpoint().port(), ip, output->local_endpoint().port())
+              << std::endl;
+
+    int status = 0;
+    asio::steady_timer linger_timer(io);
+    auto shutdown = [&] {
+        caster->stop();
+        announcer->stop();
+        output->stop();
+        node->stop();
+        linger_timer.cancel();
+    };
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: shutting down", sig);
+        shutdown();
+    });
+    asio::co_spawn(io, node->run(), log_failure("peer node", &status, &io));
+    asio::co_spawn(io, output->run(), log_failure("stream output", &status, &io));
+    asio::co_spawn(io, announcer->run(), log_failure("tracker client", &status, &io));
+    asio::co_spawn(io, caster->run(), [&](std::exception_ptr e) {
+        log_failure("input", &status, &io)(e);
+        if (e) return;
+        // The input is over: keep serving a while so that every peer gets the end of the stream.
+        spdlog::info("source: {} chunks published; serving for {} s more", caster->stats().chunks, linger);
+        linger_timer.expires_after(core::from_seconds(linger));
+        linger_timer.async_wait([&](const boost::system::error_code&) {
+            shutdown();
+            signals.cancel();
+        });
+    });
+    io.run();
+    return status;
+}
