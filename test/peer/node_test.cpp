@@ -190,4 +190,42 @@ BOOST_AUTO_TEST_CASE(forged_chunk_gets_the_sender_banned) {
     BOOST_TEST(victim->banned(id_of(9), "127.0.0.1", 4444));
 }
 
+// The node-wide token bucket paces uploads: 600 KB through a 150 KB/s limit (burst 256 KiB) cannot
+// reach the viewer sooner than (600 KB - burst) / rate. A lower bound only: a loaded machine is slower.
+BOOST_AUTO_TEST_CASE(upload_limit_paces_the_uploads) {
+    asio::io_context io;
+    const auto kp = wire::generate_keypair();
+    auto scfg = config(kp.public_key, 0, true);
+    scfg.upload_limit = 150'000;
+    auto source = std::make_shared<peer::node>(io.get_executor(), scfg);
+    auto viewer = std::make_shared<peer::node>(io.get_executor(), config(kp.public_key, 1, false));
+    viewer->add_candidate("127.0.0.1", source->local_endpoint().port());
+    asio::co_spawn(io, source->run(), rethrow);
+    asio::co_spawn(io, viewer->run(), rethrow);
+    const auto until_connected = std::chrono::steady_clock::now() + 10s;
+    while (source->stats().neighbours == 0 && std::chrono::steady_clock::now() < until_connected) io.run_for(10ms);
+    BOOST_TEST_REQUIRE(source->stats().neighbours == 1U);
+
+    const auto start = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < 30; ++i) {
+        wire::chunk c;
+        c.id = core::chunk_id{i};
+        c.timestamp = wall_now();
+        c.flags = wire::chunk::flag_random_access;
+        c.payload.assign(20'000, static_cast<std::byte>(i));
+        wire::sign_chunk(c, kp.secret);
+        source->publish(std::make_shared<const wire::chunk>(std::move(c)));
+    }
+    const auto deadline = start + 30s;
+    while (viewer->store().map().count() < 30 && std::chrono::steady_clock::now() < deadline) io.run_for(10ms);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    source->stop();
+    viewer->stop();
+    io.run_for(1s);
+    BOOST_TEST_REQUIRE(viewer->store().map().count() == 30U);
+    const double burst = 256.0 * 1024;
+    BOOST_TEST(elapsed >= (600'000.0 - burst) / 150'000.0, "600 KB arrived in " << elapsed << " s");
+    BOOST_TEST(source->stats().payload_bytes_out >= 600'000U);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
