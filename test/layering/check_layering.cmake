@@ -1,23 +1,40 @@
 cmake_minimum_required(VERSION 3.25)
 # cmake -DSOURCE_DIR=<repo> -P check_layering.cmake
-# Fails when a pure module (core, wire, swarm) includes Asio or Beast, or when a module includes a
-# module above it. Order of layers, lowest first:
+# Fails when a pure module (core, wire, swarm) or a pure file of a shell module includes Asio or
+# Beast, when a module includes a module above it, or when a shell module includes another one.
 set(layers core wire swarm)
-set(pure core wire swarm)
+set(shells tracker peer source stream)
+# Sans-IO files inside the shell modules (time is passed in, no sockets).
+set(pure_files
+  modules/source/include/pixtream/source/chunker.hpp modules/source/src/chunker.cpp
+  modules/peer/include/pixtream/peer/chunk_store.hpp modules/peer/src/chunk_store.cpp
+  modules/peer/include/pixtream/peer/playout.hpp modules/peer/src/playout.cpp
+  modules/tracker/include/pixtream/tracker/registry.hpp modules/tracker/src/registry.cpp
+  modules/tracker/include/pixtream/tracker/announce_request.hpp modules/tracker/src/announce_request.cpp)
 
 set(violations "")
+function(check_file f)
+  file(STRINGS "${f}" includes REGEX "^[ \t]*#[ \t]*include")
+  set(out "")
+  foreach(line IN LISTS includes)
+    if(line MATCHES "boost/(asio|beast)")
+      list(APPEND out "${f}: pure code includes Asio/Beast: ${line}")
+    endif()
+  endforeach()
+  set(found "${out}" PARENT_SCOPE)
+endfunction()
+
 list(LENGTH layers n)
 math(EXPR last "${n} - 1")
 foreach(i RANGE ${last})
   list(GET layers ${i} layer)
   file(GLOB_RECURSE files "${SOURCE_DIR}/modules/${layer}/*.hpp" "${SOURCE_DIR}/modules/${layer}/*.cpp")
   foreach(f IN LISTS files)
+    check_file("${f}")
+    list(APPEND violations ${found})
     file(STRINGS "${f}" includes REGEX "^[ \t]*#[ \t]*include")
     foreach(line IN LISTS includes)
-      if(layer IN_LIST pure AND line MATCHES "boost/(asio|beast)")
-        list(APPEND violations "${f}: pure module includes Asio/Beast: ${line}")
-      endif()
-      # A layer may include itself and layers below it only.
+      # A layer may include itself and layers below it only, and no shell module.
       foreach(j RANGE ${last})
         if(j GREATER i)
           list(GET layers ${j} upper)
@@ -26,11 +43,38 @@ foreach(i RANGE ${last})
           endif()
         endif()
       endforeach()
+      foreach(shell IN LISTS shells)
+        if(line MATCHES "pixtream/${shell}/")
+          list(APPEND violations "${f}: ${layer} includes the higher layer ${shell}: ${line}")
+        endif()
+      endforeach()
     endforeach()
   endforeach()
   list(LENGTH files count)
   if(count EQUAL 0)
     list(APPEND violations "modules/${layer}: no sources found (wrong SOURCE_DIR?)")
+  endif()
+endforeach()
+
+# Shell modules sit side by side: none includes another (programs wire them together).
+foreach(shell IN LISTS shells)
+  file(GLOB_RECURSE files "${SOURCE_DIR}/modules/${shell}/*.hpp" "${SOURCE_DIR}/modules/${shell}/*.cpp")
+  foreach(f IN LISTS files)
+    file(STRINGS "${f}" includes REGEX "^[ \t]*#[ \t]*include")
+    foreach(line IN LISTS includes)
+      foreach(other IN LISTS shells)
+        if(NOT other STREQUAL shell AND line MATCHES "pixtream/${other}/")
+          list(APPEND violations "${f}: ${shell} includes the sibling module ${other}: ${line}")
+        endif()
+      endforeach()
+    endforeach()
+  endforeach()
+endforeach()
+
+foreach(rel IN LISTS pure_files)
+  if(EXISTS "${SOURCE_DIR}/${rel}")
+    check_file("${SOURCE_DIR}/${rel}")
+    list(APPEND violations ${found})
   endif()
 endforeach()
 

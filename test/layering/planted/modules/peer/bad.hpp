@@ -1,0 +1,1 @@
+#include "pixtream/stream/output_server.hpp"
