@@ -1,4 +1,5 @@
 // pixtream-peer: joins a channel's swarm, trades chunks and serves the rebuilt stream to players.
+#include "pixtream/net/net.hpp"
 #include "pixtream/peer/node.hpp"
 #include "pixtream/stream/output_server.hpp"
 #include "pixtream/tracker/client.hpp"
@@ -271,17 +272,12 @@ int main(int argc, char** argv) {
         spdlog::info("signal {}: shutting down", sig);
         shutdown();
     });
-    auto fail = [&](const char* what) {
-        return [&, what](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::critical("peer: {} failed: {}", what, ex.what());
-                status = 1;
-                io.stop();
-            }
-        };
+    // A failed part stops the whole program with status 1.
+    auto fail = [&](const std::string& what) {
+        return net::log_errors("peer: " + what, [&](const std::exception&) {
+            status = 1;
+            io.stop();
+        });
     };
     asio::co_spawn(io, node->run(), fail("node"));
     asio::co_spawn(io, output->run(), fail("stream output"));

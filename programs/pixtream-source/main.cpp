@@ -1,4 +1,5 @@
 // pixtream-source: cuts a live input into signed chunks and feeds the swarm (docs/architecture.md).
+#include "pixtream/net/net.hpp"
 #include "pixtream/peer/node.hpp"
 #include "pixtream/source/broadcaster.hpp"
 #include "pixtream/stream/output_server.hpp"
@@ -27,17 +28,12 @@ int usage_error(const std::string& msg) {
     return 2;
 }
 
-auto log_failure(const char* what, int* status, asio::io_context* io) {
-    return [what, status, io](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::critical("source: {} failed: {}", what, ex.what());
-            *status = 1;
-            io->stop();
-        }
-    };
+// A failed part stops the whole program with status 1.
+auto log_failure(const std::string& what, int* status, asio::io_context* io) {
+    return net::log_errors("source: " + what, [status, io](const std::exception&) {
+        *status = 1;
+        io->stop();
+    });
 }
 
 }  // namespace

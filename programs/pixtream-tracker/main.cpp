@@ -1,4 +1,5 @@
 // pixtream-tracker: the HTTP/JSON tracker (docs/architecture.md, "Tracker").
+#include "pixtream/net/net.hpp"
 #include "pixtream/tracker/server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -106,16 +107,10 @@ int main(int argc, char** argv) {
         io.stop();
     });
     int status = 0;
-    asio::co_spawn(io, srv->run(), [&](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::critical("tracker stopped: {}", ex.what());
-            status = 1;
-            io.stop();
-        }
-    });
+    asio::co_spawn(io, srv->run(), net::log_errors("tracker", [&](const std::exception&) {
+                       status = 1;
+                       io.stop();
+                   }));
     io.run();
     return status;
 }

@@ -56,6 +56,19 @@ foreach(i RANGE ${last})
   endif()
 endforeach()
 
+# modules/net is the shells' common base: it includes none of them.
+file(GLOB_RECURSE net_files "${SOURCE_DIR}/modules/net/*.hpp" "${SOURCE_DIR}/modules/net/*.cpp")
+foreach(f IN LISTS net_files)
+  file(STRINGS "${f}" includes REGEX "^[ \t]*#[ \t]*include")
+  foreach(line IN LISTS includes)
+    foreach(shell IN LISTS shells)
+      if(line MATCHES "pixtream/${shell}/")
+        list(APPEND violations "${f}: net includes the shell module ${shell}: ${line}")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
 # Shell modules sit side by side: none includes another (programs wire them together).
 foreach(shell IN LISTS shells)
   file(GLOB_RECURSE files "${SOURCE_DIR}/modules/${shell}/*.hpp" "${SOURCE_DIR}/modules/${shell}/*.cpp")

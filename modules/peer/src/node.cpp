@@ -1,5 +1,6 @@
 #include "pixtream/peer/node.hpp"
 
+#include "pixtream/net/net.hpp"
 #include "pixtream/wire/signing.hpp"
 #include "session.hpp"
 
@@ -34,17 +35,6 @@ core::wall_micros wall_now() {
 }
 
 std::string endpoint_key(const std::string& ip, std::uint16_t port) { return ip + ":" + std::to_string(port); }
-
-auto log_failure(const char* what) {
-    return [what](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("peer: {} failed: {}", what, ex.what());
-        }
-    };
-}
 
 }  // namespace
 
@@ -89,8 +79,8 @@ void node::wake() noexcept {
 
 asio::awaitable<void> node::run() {
     auto self = shared_from_this();
-    asio::co_spawn(acceptor_.get_executor(), accept_loop(self), log_failure("accept loop"));
-    asio::co_spawn(acceptor_.get_executor(), connect_loop(self), log_failure("connect loop"));
+    asio::co_spawn(acceptor_.get_executor(), accept_loop(self), net::log_errors("peer: accept loop"));
+    asio::co_spawn(acceptor_.get_executor(), connect_loop(self), net::log_errors("peer: connect loop"));
     co_await pump(self);
 }
 
@@ -113,7 +103,7 @@ asio::awaitable<void> node::accept_loop(std::shared_ptr<node> self) {
 void node::start_session(tcp::socket socket, bool outgoing, std::string key) {
     auto s = std::make_shared<session>(shared_from_this(), std::move(socket), outgoing);
     pending_.insert(s);
-    asio::co_spawn(acceptor_.get_executor(), session::run(s), log_failure("session"));
+    asio::co_spawn(acceptor_.get_executor(), session::run(s), net::log_errors("peer: session"));
     (void)key;
 }
 
@@ -145,7 +135,7 @@ asio::awaitable<void> node::connect_loop(std::shared_ptr<node> self) {
             self->connecting_.insert(key);
             asio::co_spawn(self->acceptor_.get_executor(),
                            connect_one(self, key.substr(0, colon), static_cast<std::uint16_t>(std::stoi(key.substr(colon + 1)))),
-                           log_failure("connect"));
+                           net::log_errors("peer: connect"));
         }
         self->connect_timer_.expires_after(core::milliseconds(500));
         co_await self->connect_timer_.async_wait(use_tuple);

@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include "pixtream/net/net.hpp"
+
 #include "pixtream/wire/codec.hpp"
 #include "pixtream/wire/error.hpp"
 
@@ -25,14 +27,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_size = 64 * 1024;
 constexpr core::duration write_timeout = core::seconds(30);
 
-std::string address_of(const tcp::socket& s) {
-    boost::system::error_code ec;
-    auto addr = s.remote_endpoint(ec).address();
-    if (ec) return "?";
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-    return addr.to_string();
-}
-
 }  // namespace
 
 session::session(std::shared_ptr<node> owner, tcp::socket socket, bool outgoing)
@@ -42,7 +36,7 @@ session::session(std::shared_ptr<node> owner, tcp::socket socket, bool outgoing)
       outgoing_(outgoing),
       decoder_(wire::max_handshake_frame),
       rules_(owner_->cfg_.channel, owner_->cfg_.self),
-      remote_ip_(address_of(socket_)) {
+      remote_ip_(net::remote_address(socket_)) {
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
 }
@@ -54,15 +48,9 @@ asio::awaitable<void> session::run(std::shared_ptr<session> self) {
     h.peer = self->owner_->cfg_.self;
     h.listen_port = self->owner_->advertised_port();
     self->send(h);
-    asio::co_spawn(self->socket_.get_executor(), writer(self), [self](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("peer: writer for {} failed: {}", self->remote_ip_, ex.what());
-            self->close(ex.what());
-        }
-    });
+    asio::co_spawn(self->socket_.get_executor(), writer(self),
+                   net::log_errors("peer: writer for " + self->remote_ip_,
+                                   [self](const std::exception& ex) { self->close(ex.what()); }));
     co_await reader(self);
     self->close(self->close_reason_.empty() ? "reader ended" : self->close_reason_);
     self->owner_->on_closed(self);

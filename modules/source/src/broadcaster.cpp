@@ -1,5 +1,7 @@
 #include "pixtream/source/broadcaster.hpp"
 
+#include "pixtream/net/net.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -98,14 +100,7 @@ asio::awaitable<void> broadcaster::tick_loop(broadcaster* self) {
 }
 
 asio::awaitable<void> broadcaster::run() {
-    asio::co_spawn(tick_timer_.get_executor(), tick_loop(this), [](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            spdlog::error("source: chunk timer failed: {}", ex.what());
-        }
-    });
+    asio::co_spawn(tick_timer_.get_executor(), tick_loop(this), net::log_errors("source: chunk timer"));
     co_await reader_->run();
     stopping_ = true;
     tick_timer_.cancel();

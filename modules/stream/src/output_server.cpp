@@ -1,5 +1,7 @@
 #include "pixtream/stream/output_server.hpp"
 
+#include "pixtream/net/net.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -31,15 +33,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t max_batch_chunks = 64;               // chunks per gathered write
 constexpr std::size_t max_batch_bytes = 2 * 1024 * 1024;   // ... and bytes
 constexpr auto linger_timeout = core::seconds(2);          // waiting for the player's EOF after ours
-
-void log_exception(std::exception_ptr e, const char* what) {
-    if (!e) return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        spdlog::error("stream: {} failed: {}", what, ex.what());
-    }
-}
 
 const char* reason_of(int status) {
     switch (status) {
@@ -144,7 +137,7 @@ asio::awaitable<void> output_server::run() {
         clients_.push_back(c);
         ++stats_.connections;
         asio::co_spawn(acceptor_.get_executor(), serve(self, std::move(c)),
-                       [](std::exception_ptr e) { log_exception(e, "player connection"); });
+                       net::log_errors("stream: player connection"));
     }
 }
 

@@ -1,5 +1,6 @@
 #include "pixtream/tracker/server.hpp"
 
+#include "pixtream/net/net.hpp"
 #include "pixtream/tracker/http_api.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -23,14 +24,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-std::string client_address(const tcp::socket& s) {
-    boost::system::error_code ec;
-    auto addr = s.remote_endpoint(ec).address();
-    if (ec) return "0.0.0.0";
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-    return addr.to_string();
-}
-
 // Status and reason for a request that could not be read.
 std::optional<http_reply> read_failure_reply(const beast::error_code& ec) {
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
@@ -39,15 +32,6 @@ std::optional<http_reply> read_failure_reply(const beast::error_code& ec) {
     if (ec == beast::error::timeout) return error_reply(408, "request not received in time");
     if (ec.category() == beast::error_code(http::error::bad_method).category()) return error_reply(400, "malformed HTTP request");
     return std::nullopt;  // the connection failed: nothing to answer
-}
-
-void log_exception(std::exception_ptr e, const char* what) {
-    if (!e) return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        spdlog::error("tracker: {} failed: {}", what, ex.what());
-    }
 }
 
 }  // namespace
@@ -72,7 +56,7 @@ void server::stop() {
 asio::awaitable<void> server::run() {
     auto self = shared_from_this();
     asio::co_spawn(acceptor_.get_executor(), expire_loop(self),
-                   [](std::exception_ptr e) { log_exception(e, "peer expiry"); });
+                   net::log_errors("tracker: peer expiry"));
     while (!stopping_) {
         auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
         if (ec) {
@@ -85,7 +69,7 @@ asio::awaitable<void> server::run() {
             continue;  // the socket closes as it goes out of scope
         }
         asio::co_spawn(acceptor_.get_executor(), serve(self, std::move(socket)),
-                       [](std::exception_ptr e) { log_exception(e, "connection"); });
+                       net::log_errors("tracker: connection"));
     }
 }
 
@@ -109,7 +93,7 @@ asio::awaitable<void> server::serve(std::shared_ptr<server> self, tcp::socket so
         connection_count& operator=(const connection_count&) = delete;
     } counted(self->counters_.connections);
 
-    const std::string ip = client_address(socket);
+    const std::string ip = net::remote_address(socket, "0.0.0.0");
     asio::steady_timer deadline(socket.get_executor());
     // Holds at most one request's header (the body limit is checked by the parser).
     beast::flat_buffer buffer(self->cfg_.max_header_bytes + self->cfg_.max_body_bytes);
