@@ -18,6 +18,7 @@
 #include <deque>
 #include <iostream>
 #include <random>
+#include <thread>
 
 namespace asio = boost::asio;
 namespace po = boost::program_options;
@@ -36,10 +37,12 @@ core::wall_micros wall_now() {
             .count());
 }
 
-// Finds the channel key on the tracker: by name, or the only channel there is.
+// Finds the channel key on the tracker: by name, or the only channel there is. `absent` is set when
+// the tracker answered but has no such channel (yet).
 asio::awaitable<std::variant<core::channel_key, std::string>> lookup_channel(tracker::tracker_url url,
-                                                                            std::string name) {
+                                                                            std::string name, bool* absent) {
     using result = std::variant<core::channel_key, std::string>;
+    *absent = false;
     auto got = co_await tracker::http_get(url, url.prefix + "/channels", core::seconds(5));
     if (got.index() == 1) co_return result{std::in_place_index<1>, std::get<1>(got)};
     boost::system::error_code ec;
@@ -60,6 +63,7 @@ asio::awaitable<std::variant<core::channel_key, std::string>> lookup_channel(tra
                                         : "several channels" + (name.empty() ? std::string() : " named '" + name + "'") +
                                               ": choose one with --channel or --channel-key";
         if (!names.empty()) why += " (channels: " + names + ")";
+        *absent = found.empty();
         co_return result{std::in_place_index<1>, why};
     }
     co_return result{std::in_place_index<0>, *core::channel_key::from_hex(found[0].second)};
@@ -91,6 +95,7 @@ int main(int argc, char** argv) {
     std::size_t max_peers = 16;
     double buffer = 3;
     double linger = 5;
+    double wait_channel = 10;
     std::string log_level = "info";
     std::vector<std::string> positional;
     // clang-format off
@@ -109,6 +114,8 @@ int main(int argc, char** argv) {
          "seconds of stream held behind the live edge: more survives more trouble, less is closer to live")
         ("linger", po::value(&linger)->default_value(linger),
          "seconds to keep serving other peers after the stream ended")
+        ("wait-channel", po::value(&wait_channel)->default_value(wait_channel),
+         "seconds to wait for the channel to appear on the tracker (the source may start later)")
         ("log-level", po::value(&log_level)->default_value(log_level), "trace, debug, info, warn, error or off");
     po::options_description hidden;
     hidden.add_options()("args", po::value(&positional));
@@ -133,7 +140,8 @@ int main(int argc, char** argv) {
     if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level '" + log_level + "'");
     spdlog::set_level(level);
     if (!(buffer >= 0.2 && buffer <= 120)) return usage_error("--buffer must be between 0.2 and 120 seconds");
-    if (upload_limit < 0 || linger < 0) return usage_error("--upload-limit and --linger cannot be negative");
+    if (upload_limit < 0 || linger < 0 || wait_channel < 0)
+        return usage_error("--upload-limit, --linger and --wait-channel cannot be negative");
     if (max_peers == 0) return usage_error("--max-peers must be at least 1");
     std::string error;
     const auto tracker_url = tracker::parse_tracker_url(positional[0], error);
@@ -149,12 +157,20 @@ int main(int argc, char** argv) {
 
     asio::io_context io(1);
     if (!key) {
+        // The channel may not be there yet (peers started before the source): ask again every second
+        // for --wait-channel seconds. An unreachable tracker is an error at once.
         std::optional<std::variant<core::channel_key, std::string>> found;
-        asio::co_spawn(io, lookup_channel(*tracker_url, channel), [&](std::exception_ptr e, auto r) {
-            if (!e) found = std::move(r);
-        });
-        io.run();
-        io.restart();
+        const auto give_up = core::clock::now() + core::from_seconds(wait_channel);
+        for (bool absent = true; absent;) {
+            found.reset();
+            asio::co_spawn(io, lookup_channel(*tracker_url, channel, &absent), [&](std::exception_ptr e, auto r) {
+                if (!e) found = std::move(r);
+            });
+            io.run();
+            io.restart();
+            if (!absent || core::clock::now() >= give_up) break;
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
         if (!found || found->index() == 1) {
             std::cerr << "pixtream-peer: cannot find the channel: " << (found ? std::get<1>(*found) : "lookup failed")
                       << '\n';

@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(help_explains_every_option) {
         {source_exe, {"--ip", "--port", "--sport", "--rate", "--loop", "--channel", "--key", "--max-peers",
                       "--upload-limit", "--chunk-seconds", "--chunk-bytes", "--linger", "--log-level", "TRACKER_URL"}},
         {peer_exe, {"--ip", "--port", "--sport", "--channel", "--channel-key", "--upload-limit", "--max-peers",
-                    "--buffer", "--linger", "--log-level", "TRACKER_URL", "/stats"}},
+                    "--buffer", "--linger", "--wait-channel", "--log-level", "TRACKER_URL", "/stats"}},
     };
     for (const auto& [exe, options] : programs) {
         const auto r = run({exe, "--help"});
@@ -90,6 +90,21 @@ BOOST_AUTO_TEST_CASE(unreachable_tracker) {
     BOOST_TEST(r.status == 1);
     BOOST_TEST(r.err.find("cannot find the channel: cannot connect to http://127.0.0.1:" + port) != std::string::npos,
                r.err);
+}
+
+// A tracker that answers but has no such channel: the peer waits --wait-channel seconds, then says so.
+BOOST_AUTO_TEST_CASE(channel_never_appears) {
+    subprocess tracker({PIXTREAM_TRACKER_EXE, "-p", "0", "--bind", "127.0.0.1"});
+    const auto line = tracker.read_line();
+    BOOST_TEST_REQUIRE(line.has_value());
+    const auto url = line->substr(line->find("http://"), line->find(" (") - line->find("http://"));
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run({peer_exe, "-p", "0", "-s", "0", "--channel", "nowhere", "--wait-channel", "1", url});
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST((r.err.find("cannot find the channel: the tracker has no channel yet") != std::string::npos ||
+                r.err.find("no channel named 'nowhere'") != std::string::npos),
+               r.err);
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 1s));  // it did wait
 }
 
 BOOST_AUTO_TEST_CASE(ports_in_use) {
