@@ -378,13 +378,18 @@ void node::join(core::time_point now) {
         return;
     }
     if (join_ != join_state::probing) return;
-    const auto newest = store_.get(probe_edge_);
-    const auto before = probe_edge_.value() > 0 ? store_.get(probe_edge_ - 1) : nullptr;
-    const bool both = newest && (before || probe_edge_.value() == 0);
-    if (!both && !(now - probe_started_ > probe_timeout && (newest || before))) return;
-    const auto anchor = newest ? newest : before;
-    if (newest && before && newest->timestamp > before->timestamp) {
-        interval_s_ = std::clamp(static_cast<double>(newest->timestamp - before->timestamp) / 1e6, 0.01, 10.0);
+    // Any two chunks give the interval; the newest held one anchors the start and the lag. (Waiting
+    // for exactly E-1 and E could take a whole penalty period if one of them was rejected.)
+    const auto newest_id = store_.newest();
+    const auto newest = newest_id ? store_.get(*newest_id) : nullptr;
+    const auto older_id = newest_id ? store_.map().next_set(store_.map().base()) : std::nullopt;
+    const auto older = older_id && *older_id < *newest_id ? store_.get(*older_id) : nullptr;
+    if (!newest || (!older && now - probe_started_ <= probe_timeout)) return;
+    const auto anchor = newest;
+    if (older && newest->timestamp > older->timestamp) {
+        interval_s_ = std::clamp(static_cast<double>(newest->timestamp - older->timestamp) / 1e6 /
+                                     static_cast<double>(distance(older->id, newest->id)),
+                                 0.01, 10.0);
     }
     const double buffer_s = core::to_seconds(cfg_.buffer);
     const auto back = static_cast<std::uint64_t>(std::ceil(buffer_s / interval_s_));
