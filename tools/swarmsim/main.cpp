@@ -1,0 +1,518 @@
+// swarmsim: runs a whole swarm on loopback in one process (a tracker, a source and N peers on one
+// io_context, real TCP between them) and reports the metrics of DESIGN.md.
+#include "pixtream/net/net.hpp"
+#include "pixtream/peer/node.hpp"
+#include "pixtream/tracker/client.hpp"
+#include "pixtream/tracker/server.hpp"
+#include "pixtream/wire/signing.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+namespace asio = boost::asio;
+namespace po = boost::program_options;
+using asio::ip::tcp;
+using namespace pixtream;
+
+namespace {
+
+struct options {
+    int peers = 20;
+    double duration = 30;
+    double rate_bps = 500'000;
+    double cap_min_bps = 2'000'000;
+    double cap_max_bps = 2'000'000;
+    double source_cap_bps = 2'000'000;
+    double churn = 0;
+    double buffer = 3;
+    double chunk_seconds = 0.5;
+    double join_window = 5;
+    std::size_t max_peers = 12;
+    std::size_t target_peers = 6;
+    std::uint64_t seed = 1;
+    std::string report;
+    std::string plot_dir;
+    bool quiet = false;
+};
+
+core::wall_micros wall_now() {
+    return static_cast<core::wall_micros>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
+std::uint64_t hash_bytes(const std::vector<std::byte>& b) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (auto x : b) h = (h ^ std::to_integer<std::uint64_t>(x)) * 1099511628211ULL;
+    return h;
+}
+
+double quantile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[static_cast<std::size_t>(std::lround(q * static_cast<double>(v.size() - 1)))];
+}
+
+// One simulated viewer over its life in the run.
+struct sim_peer {
+    int index = 0;
+    double cap_bps = 0;
+    double start_s = 0;
+    double leave_s = -1;  // churn: when it leaves (< 0: stays to the end)
+    std::shared_ptr<peer::node> node;
+    std::shared_ptr<tracker::client> announcer;
+    bool running = false;
+    bool left = false;
+    core::time_point started{};
+    std::optional<double> startup_s;
+    std::vector<double> lags;
+    std::uint64_t mismatches = 0;  // played chunks whose bytes differ from the source's
+    peer::node_stats final_stats;
+};
+
+struct series_point {
+    double t;
+    double lag_p50;
+    double continuity_mean;
+    double upload_per_peer_bps;
+    int playing;
+};
+
+class simulation {
+public:
+    simulation(asio::io_context& io, options opt) : io_(io), opt_(std::move(opt)), rng_(opt_.seed) {}
+
+    void run();
+    boost::json::object report() const;
+    void print_table(const boost::json::object& r) const;
+    void write_plot(const std::string& dir) const;
+
+private:
+    static asio::awaitable<void> produce(simulation* self);
+    static asio::awaitable<void> drive(simulation* self);
+    void start_peer(sim_peer& p);
+    void stop_peer(sim_peer& p);
+    double elapsed() const { return core::to_seconds(core::clock::now() - t0_); }
+    void sample();
+
+    asio::io_context& io_;
+    options opt_;
+    std::mt19937_64 rng_;
+    core::time_point t0_{};
+    wire::keypair key_ = wire::generate_keypair();
+    std::shared_ptr<tracker::server> tracker_;
+    std::string tracker_url_;
+    std::shared_ptr<peer::node> source_;
+    std::shared_ptr<tracker::client> source_announcer_;
+    std::vector<std::unique_ptr<sim_peer>> peers_;
+    std::unordered_map<std::uint64_t, std::uint64_t> hashes_;  // chunk id -> payload hash
+    std::uint64_t produced_bytes_ = 0;
+    std::size_t chunk_bytes_ = 0;
+    bool done_ = false;
+    std::vector<series_point> series_;
+    std::deque<std::pair<double, std::uint64_t>> out_history_;  // (t, bytes all peers sent)
+};
+
+void simulation::start_peer(sim_peer& p) {
+    peer::node_config c;
+    c.channel = key_.public_key;
+    c.self = core::peer_id::random(rng_);
+    c.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    c.max_peers = opt_.max_peers;
+    c.target_peers = opt_.target_peers;
+    c.upload_limit = p.cap_bps / 8;
+    c.buffer = core::from_seconds(opt_.buffer);
+    c.store_capacity = 128;
+    c.seed = rng_();
+    p.node = std::make_shared<peer::node>(io_.get_executor(), c);
+    p.node->on_playback({[this, &p](const wire::chunk_ptr& ch) {
+                             if (!p.startup_s) p.startup_s = core::to_seconds(core::clock::now() - p.started);
+                             p.lags.push_back(static_cast<double>(static_cast<std::int64_t>(wall_now() - ch->timestamp)) / 1e6);
+                             const auto it = hashes_.find(ch->id.value());
+                             if (it == hashes_.end() || it->second != hash_bytes(ch->payload)) ++p.mismatches;
+                         },
+                         nullptr, nullptr});
+    tracker::client_config t;
+    std::string err;
+    t.urls = {*tracker::parse_tracker_url(tracker_url_, err)};
+    t.params.channel = key_.public_key;
+    t.params.peer = c.self;
+    t.params.port = p.node->advertised_port();
+    t.params.numwant = 20;
+    t.seed = rng_();
+    auto* node = p.node.get();
+    p.announcer = std::make_shared<tracker::client>(io_.get_executor(), t, [node](const auto& list) {
+        for (const auto& e : list) node->add_candidate(e.ip, e.port);
+    });
+    p.started = core::clock::now();
+    p.running = true;
+    asio::co_spawn(io_, p.node->run(), net::log_errors("swarmsim: peer"));
+    asio::co_spawn(io_, p.announcer->run(), net::log_errors("swarmsim: announcer"));
+}
+
+void simulation::stop_peer(sim_peer& p) {
+    if (!p.running) return;
+    p.final_stats = p.node->stats();
+    p.announcer->stop();
+    p.node->stop();
+    p.running = false;
+}
+
+// The source: a chunk of rate * chunk_seconds pseudo-random bytes every chunk_seconds.
+asio::awaitable<void> simulation::produce(simulation* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    std::mt19937_64 gen(self->opt_.seed * 7919);
+    auto next = core::clock::now();
+    std::uint64_t id = 1000;
+    while (!self->done_) {
+        wire::chunk c;
+        c.id = core::chunk_id{id++};
+        c.timestamp = wall_now();
+        c.flags = wire::chunk::flag_random_access;
+        c.payload.resize(self->chunk_bytes_);
+        for (std::size_t i = 0; i < c.payload.size(); i += 8) {
+            const auto v = gen();
+            for (std::size_t k = 0; k < 8 && i + k < c.payload.size(); ++k) c.payload[i + k] = static_cast<std::byte>(v >> (8 * k));
+        }
+        wire::sign_chunk(c, self->key_.secret);
+        self->hashes_[c.id.value()] = hash_bytes(c.payload);
+        self->produced_bytes_ += c.payload.size();
+        self->source_->publish(std::make_shared<const wire::chunk>(std::move(c)));
+        next += core::from_seconds(self->opt_.chunk_seconds);
+        timer.expires_at(next);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+}
+
+void simulation::sample() {
+    std::vector<double> lags;
+    double cont = 0;
+    int playing = 0;
+    std::uint64_t out = 0;
+    for (const auto& p : peers_) {
+        if (!p->running) continue;
+        const auto s = p->node->stats();
+        out += s.wire_bytes_out;
+        if (s.playout.played == 0) continue;
+        ++playing;
+        cont += s.playout.continuity();
+        if (!p->lags.empty()) lags.push_back(p->lags.back());
+    }
+    const double t = elapsed();
+    const int running = static_cast<int>(std::count_if(peers_.begin(), peers_.end(), [](const auto& p) { return p->running; }));
+    // Upload over the last second (samples come every 250 ms, chunks every chunk_seconds).
+    out_history_.emplace_back(t, out);
+    while (out_history_.size() > 1 && t - out_history_.front().first > 1.0) out_history_.pop_front();
+    const double dt = t - out_history_.front().first;
+    const double per_peer = running > 0 && dt > 0 && out >= out_history_.front().second
+                                ? static_cast<double>(out - out_history_.front().second) * 8 / dt / running
+                                : 0;
+    series_.push_back({t, quantile(lags, 0.5), playing ? cont / playing : 1.0, per_peer, playing});
+    // On a terminal the progress line rewrites itself; in a log, one line every 5 s.
+    static const bool tty = ::isatty(2) != 0;
+    const bool show = tty || series_.size() % 20 == 1;
+    if (!opt_.quiet && show) {
+        const auto src = source_->stats();
+        std::cerr << fmt::format("{}swarmsim t={:5.1f}s peers={:4d} playing={:4d} continuity={:.4f} lag_p50={:.2f}s "
+                                 "source_upload={:.2f}x   {}",
+                                 tty ? "\r" : "", t, running, playing, series_.back().continuity_mean, series_.back().lag_p50,
+                                 produced_bytes_ ? static_cast<double>(src.wire_bytes_out) / static_cast<double>(produced_bytes_) : 0.0,
+                                 tty ? "" : "\n")
+                  << std::flush;
+    }
+}
+
+asio::awaitable<void> simulation::drive(simulation* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    // Events in time order: joins and leaves.
+    while (self->elapsed() < self->opt_.duration) {
+        const double t = self->elapsed();
+        for (std::size_t i = 0; i < self->peers_.size(); ++i) {
+            auto& p = *self->peers_[i];
+            if (!p.running && !p.left && p.start_s <= t) self->start_peer(p);
+            if (p.running && p.leave_s >= 0 && p.leave_s <= t) {
+                self->stop_peer(p);
+                p.left = true;
+                // A newcomer takes its place.
+                auto fresh = std::make_unique<sim_peer>();
+                fresh->index = static_cast<int>(self->peers_.size());
+                fresh->cap_bps = p.cap_bps;
+                fresh->start_s = t;
+                self->peers_.push_back(std::move(fresh));
+            }
+        }
+        self->sample();
+        timer.expires_after(core::milliseconds(250));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    if (!self->opt_.quiet && ::isatty(2)) std::cerr << '\n';
+    self->done_ = true;
+    for (auto& p : self->peers_) self->stop_peer(*p);
+    self->source_announcer_->stop();
+    self->source_->stop();
+    self->tracker_->stop();
+}
+
+void simulation::run() {
+    t0_ = core::clock::now();
+    chunk_bytes_ = static_cast<std::size_t>(opt_.rate_bps / 8 * opt_.chunk_seconds);
+    tracker::registry_config rc;
+    rc.interval = core::seconds(5);
+    rc.seed = opt_.seed;
+    tracker_ = std::make_shared<tracker::server>(io_.get_executor(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), rc,
+                                                 tracker::server_config{});
+    tracker_url_ = fmt::format("http://127.0.0.1:{}", tracker_->local_endpoint().port());
+    asio::co_spawn(io_, tracker_->run(), net::log_errors("swarmsim: tracker"));
+
+    peer::node_config sc;
+    sc.channel = key_.public_key;
+    sc.self = core::peer_id::random(rng_);
+    sc.is_source = true;
+    sc.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    sc.max_peers = std::max<std::size_t>(opt_.max_peers, 16);
+    sc.target_peers = 0;
+    sc.upload_limit = opt_.source_cap_bps / 8;
+    sc.seed = rng_();
+    source_ = std::make_shared<peer::node>(io_.get_executor(), sc);
+    tracker::client_config tc;
+    std::string err;
+    tc.urls = {*tracker::parse_tracker_url(tracker_url_, err)};
+    tc.params.channel = key_.public_key;
+    tc.params.peer = sc.self;
+    tc.params.port = source_->advertised_port();
+    tc.params.is_source = true;
+    tc.params.name = "swarmsim";
+    tc.params.numwant = 0;
+    source_announcer_ = std::make_shared<tracker::client>(io_.get_executor(), tc, nullptr);
+    asio::co_spawn(io_, source_->run(), net::log_errors("swarmsim: source"));
+    asio::co_spawn(io_, source_announcer_->run(), net::log_errors("swarmsim: source announcer"));
+
+    std::uniform_real_distribution<double> cap(opt_.cap_min_bps, opt_.cap_max_bps);
+    std::uniform_real_distribution<double> join(0, opt_.join_window);
+    std::uniform_real_distribution<double> leave(opt_.join_window + opt_.buffer, std::max(opt_.join_window + opt_.buffer, opt_.duration * 0.8));
+    for (int i = 0; i < opt_.peers; ++i) {
+        auto p = std::make_unique<sim_peer>();
+        p->index = i;
+        p->cap_bps = cap(rng_);
+        p->start_s = join(rng_);
+        peers_.push_back(std::move(p));
+    }
+    // Churn: that fraction of the peers leaves at a random time and is replaced at once.
+    std::vector<std::size_t> order(peers_.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng_);
+    for (std::size_t k = 0; k < static_cast<std::size_t>(std::lround(opt_.churn * opt_.peers)); ++k) {
+        peers_[order[k]]->leave_s = leave(rng_);
+    }
+    asio::co_spawn(io_, produce(this), net::log_errors("swarmsim: producer"));
+    asio::co_spawn(io_, drive(this), net::log_errors("swarmsim: driver"));
+    io_.run();
+}
+
+boost::json::object simulation::report() const {
+    std::vector<double> continuity;
+    std::vector<double> startup;
+    std::vector<double> lags;
+    std::vector<double> caps;
+    bool identical = true;
+    std::uint64_t wire_out = 0;
+    std::uint64_t payload_out = 0;
+    int never_played = 0;
+    for (const auto& p : peers_) {
+        caps.push_back(p->cap_bps);
+        const auto& s = p->final_stats;
+        wire_out += s.wire_bytes_out;
+        payload_out += s.payload_bytes_out;
+        identical = identical && p->mismatches == 0;
+        if (s.playout.played == 0) {
+            // A peer that had enough time and played nothing counts as continuity 0.
+            if (p->left || opt_.duration - p->start_s < opt_.buffer + 5) continue;
+            ++never_played;
+            continuity.push_back(0);
+            continue;
+        }
+        continuity.push_back(s.playout.continuity());
+        if (p->startup_s) startup.push_back(*p->startup_s);
+        lags.insert(lags.end(), p->lags.begin(), p->lags.end());
+    }
+    const auto src = source_->stats();
+    wire_out += src.wire_bytes_out;
+    payload_out += src.payload_bytes_out;
+    const double n = opt_.peers;
+    const double u_s = opt_.source_cap_bps > 0 ? opt_.source_cap_bps : 1e12;
+    double sum_u = 0;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(opt_.peers) && i < peers_.size(); ++i) sum_u += peers_[i]->cap_bps;
+    const double median_cap = quantile(caps, 0.5);
+    const double chunk_tx = static_cast<double>(chunk_bytes_) * 8 / median_cap;
+    const double mean = continuity.empty() ? 0 : std::accumulate(continuity.begin(), continuity.end(), 0.0) / static_cast<double>(continuity.size());
+    auto stats3 = [](const std::vector<double>& v) {
+        return boost::json::object{{"p50", quantile(v, 0.5)}, {"p95", quantile(v, 0.95)},
+                                   {"max", v.empty() ? 0.0 : *std::max_element(v.begin(), v.end())}};
+    };
+    return boost::json::object{
+        {"config", boost::json::object{{"peers", opt_.peers}, {"duration_s", opt_.duration}, {"rate_bps", opt_.rate_bps},
+                                       {"upload_cap_bps", boost::json::array{opt_.cap_min_bps, opt_.cap_max_bps}},
+                                       {"source_cap_bps", opt_.source_cap_bps}, {"churn", opt_.churn},
+                                       {"buffer_s", opt_.buffer}, {"chunk_seconds", opt_.chunk_seconds},
+                                       {"seed", opt_.seed}, {"mode", "in-process"}}},
+        {"continuity", boost::json::object{{"mean", mean},
+                                           {"min", continuity.empty() ? 0.0 : *std::min_element(continuity.begin(), continuity.end())},
+                                           {"peers", continuity.size()}, {"never_played", never_played}}},
+        {"startup_s", stats3(startup)},
+        {"lag_s", stats3(lags)},
+        {"source_upload_ratio", produced_bytes_ ? static_cast<double>(src.wire_bytes_out) / static_cast<double>(produced_bytes_) : 0.0},
+        {"overhead_ratio", payload_out ? static_cast<double>(wire_out - payload_out) / static_cast<double>(payload_out) : 0.0},
+        {"identical", identical},
+        {"lag_bound_s", opt_.chunk_seconds + std::ceil(std::log2(std::max(2.0, n))) * chunk_tx},
+        {"capacity_bps", std::min(u_s, (u_s + sum_u) / n)},
+        {"stream_bytes", produced_bytes_},
+        {"chunks", hashes_.size()},
+    };
+}
+
+void simulation::print_table(const boost::json::object& r) const {
+    auto num = [&](const boost::json::value& v) { return v.to_number<double>(); };
+    const auto& c = r.at("continuity").as_object();
+    const auto& st = r.at("startup_s").as_object();
+    const auto& lag = r.at("lag_s").as_object();
+    std::cout << fmt::format(
+        "\n  swarm of {} peers, {:.0f} s, stream {:.0f} kbit/s, chunk {:.2f} s\n"
+        "  {:<22} {:>10} {:>10} {:>10}\n"
+        "  {:<22} {:>10.4f} {:>10} {:>10.4f}\n"
+        "  {:<22} {:>10.2f} {:>10.2f} {:>10.2f}\n"
+        "  {:<22} {:>10.2f} {:>10.2f} {:>10.2f}\n"
+        "  {:<22} {:>10.3f}\n  {:<22} {:>10.4f}\n  {:<22} {:>10}\n  {:<22} {:>10.2f}\n  {:<22} {:>10.0f}\n",
+        opt_.peers, opt_.duration, opt_.rate_bps / 1000, opt_.chunk_seconds, "metric", "mean/p50", "p95", "min/max",
+        "continuity", num(c.at("mean")), "", num(c.at("min")), "startup_s", num(st.at("p50")), num(st.at("p95")),
+        num(st.at("max")), "lag_s", num(lag.at("p50")), num(lag.at("p95")), num(lag.at("max")), "source_upload_ratio",
+        num(r.at("source_upload_ratio")), "overhead_ratio", num(r.at("overhead_ratio")), "identical",
+        r.at("identical").as_bool() ? "yes" : "NO", "lag_bound_s", num(r.at("lag_bound_s")), "capacity_bps",
+        num(r.at("capacity_bps")));
+}
+
+void simulation::write_plot(const std::string& dir) const {
+    std::filesystem::create_directories(dir);
+    const auto data = std::filesystem::path(dir) / "series.csv";
+    std::ofstream csv(data);
+    csv << "t_s,lag_p50_s,continuity_mean,upload_per_peer_bps,playing\n";
+    for (const auto& s : series_) csv << fmt::format("{:.2f},{:.3f},{:.5f},{:.0f},{}\n", s.t, s.lag_p50, s.continuity_mean, s.upload_per_peer_bps, s.playing);
+    csv.close();
+    const auto script = std::filesystem::path(dir) / "plot.gp";
+    std::ofstream gp(script);
+    gp << "set datafile separator ','\nset terminal pngcairo size 900,900\nset output '" << (std::filesystem::path(dir) / "swarm.png").string()
+       << "'\nset multiplot layout 3,1\nset xlabel 't (s)'\n"
+          "set ylabel 'lag p50 (s)'\nplot '" << data.string() << "' using 1:2 skip 1 with lines title 'lag p50'\n"
+          "set ylabel 'continuity'\nset yrange [0.9:1.001]\nplot '" << data.string() << "' using 1:3 skip 1 with lines title 'mean continuity'\n"
+          "set yrange [*:*]\nset ylabel 'upload per peer (bit/s)'\nplot '" << data.string() << "' using 1:4 skip 1 with lines title 'upload per peer'\n"
+          "unset multiplot\n";
+    gp.close();
+    if (std::system(("gnuplot " + script.string() + " 2>/dev/null").c_str()) != 0) {
+        std::cerr << "swarmsim: gnuplot not available or failed; the data is in " << data.string() << '\n';
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options opt;
+    std::string cap = "2000000";
+    po::options_description desc(
+        "Usage: swarmsim [options]\n\n"
+        "Runs a whole swarm on 127.0.0.1 in one process: a tracker, a source publishing a synthetic\n"
+        "stream at --rate, and --peers peers (real TCP between them, each with its upload cap), then\n"
+        "prints the metrics of DESIGN.md and writes them as JSON. Rates and caps are in bits per second.\n\n"
+        "Options");
+    // clang-format off
+    desc.add_options()
+        ("help,h", "show this help and exit")
+        ("peers", po::value(&opt.peers)->default_value(opt.peers), "number of peers")
+        ("duration", po::value(&opt.duration)->default_value(opt.duration), "seconds to run")
+        ("rate", po::value(&opt.rate_bps)->default_value(opt.rate_bps), "stream bitrate (bit/s)")
+        ("upload-cap", po::value(&cap)->default_value(cap),
+         "each peer's upload cap (bit/s): one value, or MIN:MAX for caps drawn uniformly between them")
+        ("source-cap", po::value(&opt.source_cap_bps)->default_value(opt.source_cap_bps), "the source's upload cap (bit/s); 0: unlimited")
+        ("churn", po::value(&opt.churn)->default_value(opt.churn),
+         "fraction of peers that leave at a random time during the run (each replaced by a newcomer)")
+        ("buffer", po::value(&opt.buffer)->default_value(opt.buffer), "peers' playout buffer (s)")
+        ("chunk-seconds", po::value(&opt.chunk_seconds)->default_value(opt.chunk_seconds), "stream time per chunk")
+        ("join-window", po::value(&opt.join_window)->default_value(opt.join_window), "peers join at random times in [0, this] (s)")
+        ("max-peers", po::value(&opt.max_peers)->default_value(opt.max_peers), "connections per peer at most")
+        ("seed", po::value(&opt.seed)->default_value(opt.seed), "random seed")
+        ("report", po::value(&opt.report), "write the metrics as JSON to this file")
+        ("plot", po::value(&opt.plot_dir), "write time series (CSV) and, with gnuplot, a PNG to this directory")
+        ("quiet", po::bool_switch(&opt.quiet), "no progress line");
+    // clang-format on
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::cerr << "swarmsim: " << e.what() << "\nTry 'swarmsim --help'.\n";
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << desc << '\n';
+        return 0;
+    }
+    auto usage = [](const std::string& m) {
+        std::cerr << "swarmsim: " << m << "\nTry 'swarmsim --help'.\n";
+        return 2;
+    };
+    try {
+        const auto colon = cap.find(':');
+        opt.cap_min_bps = std::stod(cap.substr(0, colon));
+        opt.cap_max_bps = colon == std::string::npos ? opt.cap_min_bps : std::stod(cap.substr(colon + 1));
+    } catch (const std::exception&) {
+        return usage("--upload-cap must be BPS or MIN:MAX");
+    }
+    if (opt.peers < 1 || opt.peers > 2000) return usage("--peers must be 1 to 2000");
+    if (!(opt.duration > 0) || !(opt.rate_bps >= 8000) || !(opt.cap_min_bps > 0) || opt.cap_max_bps < opt.cap_min_bps)
+        return usage("--duration, --rate (>= 8000) and --upload-cap must be positive, MIN <= MAX");
+    if (opt.churn < 0 || opt.churn > 1) return usage("--churn must be between 0 and 1");
+    if (!(opt.chunk_seconds >= 0.05 && opt.chunk_seconds <= 5)) return usage("--chunk-seconds must be 0.05 to 5");
+    if (opt.rate_bps / 8 * opt.chunk_seconds > static_cast<double>(wire::max_chunk_payload))
+        return usage("--rate * --chunk-seconds makes chunks larger than 1 MiB");
+
+    // Every peer holds a listening socket and a dozen connections: lift the descriptor limit.
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    spdlog::set_level(spdlog::level::err);
+    asio::io_context io(1);
+    simulation sim(io, opt);
+    sim.run();
+    const auto r = sim.report();
+    sim.print_table(r);
+    if (!opt.report.empty()) {
+        std::ofstream out(opt.report);
+        out << boost::json::serialize(r) << '\n';
+        if (!out) {
+            std::cerr << "swarmsim: cannot write " << opt.report << '\n';
+            return 1;
+        }
+    }
+    if (!opt.plot_dir.empty()) sim.write_plot(opt.plot_dir);
+    return 0;
+}
