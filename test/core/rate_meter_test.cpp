@@ -41,6 +41,18 @@ BOOST_AUTO_TEST_CASE(token_bucket_paces_sends) {
     BOOST_TEST(b.available(t0 + 100s) == 500.0);
 }
 
+// A reservation given back shortens the wait of the next one; the burst still caps the level.
+BOOST_AUTO_TEST_CASE(token_bucket_refund) {
+    const time_point t0{};
+    token_bucket b(1000.0, 500.0, t0);
+    BOOST_TEST(to_seconds(b.reserve(1500, t0)) == 1.0, boost::test_tools::tolerance(1e-9));
+    b.refund(1500, t0);
+    BOOST_TEST(b.available(t0) == 500.0);
+    BOOST_TEST(b.reserve(400, t0).count() == 0);
+    b.refund(1e9, t0);
+    BOOST_TEST(b.available(t0) == 500.0);
+}
+
 BOOST_AUTO_TEST_CASE(token_bucket_unlimited_and_rate_change) {
     const time_point t0{};
     token_bucket u(0.0, 1.0, t0);

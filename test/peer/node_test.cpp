@@ -228,4 +228,67 @@ BOOST_AUTO_TEST_CASE(upload_limit_paces_the_uploads) {
     BOOST_TEST(source->stats().payload_bytes_out >= 600'000U);
 }
 
+// A node whose upload backlog is over max_upload_backlog REJECTs further requests at once (so the
+// requester turns elsewhere) and serves the ones it accepted intact.
+BOOST_AUTO_TEST_CASE(upload_backlog_rejects_requests_beyond_it) {
+    asio::io_context io;
+    const auto kp = wire::generate_keypair();
+    auto scfg = config(kp.public_key, 0, true);
+    scfg.upload_limit = 50'000;                     // B/s
+    scfg.max_upload_backlog = 500ms;                // 25 KB: two 20 KB chunks at most
+    scfg.source_fresh = core::duration::zero();     // serve every chunk on request
+    auto source = std::make_shared<peer::node>(io.get_executor(), scfg);
+    std::vector<wire::chunk_ptr> chunks;
+    for (std::uint64_t i = 0; i < 10; ++i) {
+        wire::chunk c;
+        c.id = core::chunk_id{i};
+        c.timestamp = wall_now();
+        c.flags = wire::chunk::flag_random_access;
+        c.payload.assign(20'000, static_cast<std::byte>(i));
+        wire::sign_chunk(c, kp.secret);
+        chunks.push_back(std::make_shared<const wire::chunk>(std::move(c)));
+        source->publish(chunks.back());
+    }
+    asio::co_spawn(io, source->run(), rethrow);
+    std::thread loop([&] { io.run_for(30s); });
+
+    asio::io_context cio;
+    tcp::socket s(cio);
+    s.connect(source->local_endpoint());
+    timeval tv{10, 0};  // a node that never answers fails the test instead of hanging it
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    wire::handshake h;
+    h.channel = kp.public_key;
+    h.peer = id_of(9);
+    std::vector<std::byte> out;
+    wire::encode(h, out);
+    for (std::uint64_t i = 0; i < 10; ++i) wire::encode(wire::request{core::chunk_id{i}}, out);
+    asio::write(s, asio::buffer(out));
+    wire::frame_decoder dec;
+    std::size_t served = 0;
+    std::size_t rejected = 0;
+    boost::system::error_code ec;
+    while (served + rejected < 10 && !ec) {
+        auto buf = dec.prepare(64 * 1024);
+        dec.commit(s.read_some(asio::buffer(buf.data(), buf.size()), ec));
+        std::error_code derr;
+        while (auto m = dec.next(derr)) {
+            if (const auto* c = std::get_if<wire::chunk>(&*m)) {
+                ++served;
+                BOOST_TEST((c->payload == chunks.at(c->id.value())->payload));
+            } else if (std::get_if<wire::reject>(&*m)) {
+                ++rejected;
+            }
+        }
+        BOOST_TEST_REQUIRE(!derr);
+    }
+    asio::post(io, [&] { source->stop(); });
+    loop.join();
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+    BOOST_TEST(served >= 1U);
+    BOOST_TEST(served <= 4U);  // the backlog bound, give or take what left while the requests came in
+    BOOST_TEST(rejected == 10U - served);
+    BOOST_TEST(source->stats().rejects_sent == rejected);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

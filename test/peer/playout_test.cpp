@@ -64,6 +64,57 @@ BOOST_AUTO_TEST_CASE(missing_chunk_is_skipped_when_a_later_one_is_due) {
     BOOST_TEST(p.stats().continuity() == 2.0 / 3.0, boost::test_tools::tolerance(1e-9));
 }
 
+// Nothing later is held, but neighbours have later chunks: the missing ones are skipped one chunk
+// interval apart, counted against continuity, and next_deadline wakes the caller for each.
+BOOST_AUTO_TEST_CASE(missing_chunks_are_skipped_by_time_when_the_swarm_has_later_ones) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    p.set_interval(100ms);
+    s.insert(make(0));
+    BOOST_TEST(poll(p, t0 + 1s, s).size() == 1U);  // 0 played
+    BOOST_TEST(!p.next_deadline(s).has_value());   // edge unknown: wait for an arrival
+    p.set_live_edge(core::chunk_id{5});
+    BOOST_TEST((p.next_deadline(s) == t0 + 1200ms));  // 1 is given up on when 2 would be due
+    BOOST_TEST(poll(p, t0 + 1199ms, s).empty());
+    auto ev = poll(p, t0 + 1350ms, s);
+    BOOST_TEST_REQUIRE(ev.size() == 2U);  // 1 and 2
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::skip));
+    BOOST_TEST(ev[1].id.value() == 2U);
+    BOOST_TEST(p.stats().skipped == 2U);
+    // Never past the live edge: 3 and 4 go, 5 (the newest anyone has) is waited for.
+    ev = poll(p, t0 + 10s, s);
+    BOOST_TEST(ev.size() == 2U);
+    BOOST_TEST(p.next().value() == 5U);
+    s.insert(make(5));
+    ev = poll(p, t0 + 10s, s);
+    BOOST_TEST_REQUIRE(ev.size() == 1U);
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::play));
+    BOOST_TEST(p.stats().continuity() == 2.0 / 6.0, boost::test_tools::tolerance(1e-9));
+}
+
+// The source pauses (no neighbour has anything newer): nothing is skipped however long it lasts, and
+// the stream resumes where it stopped.
+BOOST_AUTO_TEST_CASE(a_source_pause_skips_nothing) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    p.set_interval(100ms);
+    s.insert(make(0));
+    p.set_live_edge(core::chunk_id{0});
+    BOOST_TEST(poll(p, t0 + 1s, s).size() == 1U);
+    BOOST_TEST(poll(p, t0 + 60s, s).empty());
+    BOOST_TEST(!p.next_deadline(s).has_value());
+    auto c = std::make_shared<wire::chunk>(*make(1));
+    c->timestamp = w0 + 59'000'000;  // cut after the pause
+    s.insert(c);
+    p.set_live_edge(core::chunk_id{1});
+    const auto ev = poll(p, t0 + 60s, s);
+    BOOST_TEST_REQUIRE(ev.size() == 1U);
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::play));
+    BOOST_TEST(p.stats().skipped == 0U);
+}
+
 BOOST_AUTO_TEST_CASE(starts_at_a_random_access_chunk_whose_header_is_held) {
     peer::chunk_store s(64);
     peer::playout p;

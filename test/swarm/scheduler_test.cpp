@@ -357,6 +357,24 @@ BOOST_AUTO_TEST_CASE(passed_deadline_chunks_are_skipped_and_counted) {
     }
 }
 
+// A request still outstanding when its chunk's deadline passes is CANCELled: the uploader's time is
+// better spent on chunks that can still play.
+BOOST_AUTO_TEST_CASE(a_request_past_its_deadline_is_cancelled) {
+    auto cfg = config(64);
+    no_timeouts(cfg);
+    scheduler s(cfg);
+    s.set_deadlines({cid(0), t0 + 1s, 100ms});  // chunk k due at t0 + 1 s + k * 100 ms
+    s.on_bitmap(peer(1), range_map(0, 0, 4));
+    const auto first = s.poll(t0);
+    BOOST_TEST(sorted(ids_of(requests(first))) == iota(0, 4), boost::test_tools::per_element());
+    s.on_chunk(peer(1), cid(0), 1000, t0 + 500ms);
+    const auto later = s.poll(t0 + 1150ms);  // 1 is due at 1.1 s: too late; 2 and 3 still can make it
+    BOOST_TEST(later == std::vector<action>{cancel(1, 1)}, boost::test_tools::per_element());
+    BOOST_TEST(!s.is_in_flight(cid(1)));
+    BOOST_TEST(s.is_in_flight(cid(2)));
+    BOOST_TEST(s.stats().missed_deadline == 1U);
+}
+
 BOOST_AUTO_TEST_CASE(bitmaps_with_other_bases) {
     scheduler s(config(64), cid(100));  // window [100, 164)
     s.on_bitmap(peer(1), range_map(40, 90, 110));

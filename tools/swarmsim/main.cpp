@@ -45,6 +45,7 @@ struct options {
     double source_cap_bps = 2'000'000;
     double churn = 0;
     double buffer = 3;
+    double upload_backlog = 0.5;
     double chunk_seconds = 0.5;
     double join_window = 5;
     std::size_t max_peers = 12;
@@ -84,6 +85,7 @@ struct sim_peer {
     bool running = false;
     bool left = false;
     core::time_point started{};
+    double online_s = 0;
     std::optional<double> startup_s;
     std::vector<double> lags;
     std::uint64_t mismatches = 0;  // played chunks whose bytes differ from the source's
@@ -142,6 +144,7 @@ void simulation::start_peer(sim_peer& p) {
     c.target_peers = opt_.target_peers;
     c.upload_limit = p.cap_bps / 8;
     c.buffer = core::from_seconds(opt_.buffer);
+    c.max_upload_backlog = core::from_seconds(opt_.upload_backlog);
     c.store_capacity = 128;
     c.seed = rng_();
     p.node = std::make_shared<peer::node>(io_.get_executor(), c);
@@ -173,6 +176,7 @@ void simulation::start_peer(sim_peer& p) {
 void simulation::stop_peer(sim_peer& p) {
     if (!p.running) return;
     p.final_stats = p.node->stats();
+    p.online_s = core::to_seconds(core::clock::now() - p.started);
     p.announcer->stop();
     p.node->stop();
     p.running = false;
@@ -292,6 +296,7 @@ void simulation::run() {
     sc.max_peers = std::max<std::size_t>(opt_.max_peers, 16);
     sc.target_peers = 0;
     sc.upload_limit = opt_.source_cap_bps / 8;
+    sc.max_upload_backlog = core::from_seconds(opt_.upload_backlog);
     sc.seed = rng_();
     source_ = std::make_shared<peer::node>(io_.get_executor(), sc);
     tracker::client_config tc;
@@ -338,9 +343,21 @@ boost::json::object simulation::report() const {
     std::uint64_t wire_out = 0;
     std::uint64_t payload_out = 0;
     int never_played = 0;
+    swarm::scheduler_stats sched;
+    std::uint64_t duplicates = 0;
+    std::uint64_t rejects_sent = 0;
+    double busy = 0;  // sum over peers of payload sent / (cap * time online)
     for (const auto& p : peers_) {
         caps.push_back(p->cap_bps);
         const auto& s = p->final_stats;
+        sched.requests += s.scheduler.requests;
+        sched.duplicate_requests += s.scheduler.duplicate_requests;
+        sched.timeouts += s.scheduler.timeouts;
+        sched.rejects += s.scheduler.rejects;
+        sched.missed_deadline += s.scheduler.missed_deadline;
+        duplicates += s.duplicate_chunks;
+        rejects_sent += s.rejects_sent;
+        if (p->online_s > 0) busy += static_cast<double>(s.payload_bytes_out) * 8 / (p->cap_bps * p->online_s);
         wire_out += s.wire_bytes_out;
         payload_out += s.payload_bytes_out;
         identical = identical && p->mismatches == 0;
@@ -352,6 +369,11 @@ boost::json::object simulation::report() const {
             continue;
         }
         continuity.push_back(s.playout.continuity());
+        if (std::getenv("SWARMSIM_DUMP"))
+            std::cerr << fmt::format("peer {:3d} start {:5.2f} in {:4d} dup {:3d} out {:4d} req {:4d} done {:4d} unsol {:3d} to {:3d} rej {:3d} miss {:4d} played {:4d} skipped {:4d} nb {}\n",
+                                     p->index, p->start_s, s.chunks_in, s.duplicate_chunks, s.chunks_out, s.scheduler.requests, s.scheduler.completed,
+                                     s.scheduler.unsolicited, s.scheduler.timeouts, s.scheduler.rejects, s.scheduler.missed_deadline,
+                                     s.playout.played, s.playout.skipped, s.neighbours);
         if (p->startup_s) startup.push_back(*p->startup_s);
         lags.insert(lags.end(), p->lags.begin(), p->lags.end());
     }
@@ -373,7 +395,7 @@ boost::json::object simulation::report() const {
         {"config", boost::json::object{{"peers", opt_.peers}, {"duration_s", opt_.duration}, {"rate_bps", opt_.rate_bps},
                                        {"upload_cap_bps", boost::json::array{opt_.cap_min_bps, opt_.cap_max_bps}},
                                        {"source_cap_bps", opt_.source_cap_bps}, {"churn", opt_.churn},
-                                       {"buffer_s", opt_.buffer}, {"chunk_seconds", opt_.chunk_seconds},
+                                       {"buffer_s", opt_.buffer}, {"upload_backlog_s", opt_.upload_backlog}, {"chunk_seconds", opt_.chunk_seconds},
                                        {"seed", opt_.seed}, {"mode", "in-process"}}},
         {"continuity", boost::json::object{{"mean", mean},
                                            {"min", continuity.empty() ? 0.0 : *std::min_element(continuity.begin(), continuity.end())},
@@ -385,6 +407,10 @@ boost::json::object simulation::report() const {
         {"identical", identical},
         {"lag_bound_s", opt_.chunk_seconds + std::ceil(std::log2(std::max(2.0, n))) * chunk_tx},
         {"capacity_bps", std::min(u_s, (u_s + sum_u) / n)},
+        {"diagnostics", boost::json::object{{"requests", sched.requests}, {"duplicate_requests", sched.duplicate_requests},
+                                            {"request_timeouts", sched.timeouts}, {"rejects", sched.rejects},
+                                            {"missed_deadline", sched.missed_deadline}, {"duplicate_chunks", duplicates},
+                                            {"peer_upload_utilisation", peers_.empty() ? 0.0 : busy / static_cast<double>(peers_.size())}}},
         {"stream_bytes", produced_bytes_},
         {"chunks", hashes_.size()},
     };
@@ -454,6 +480,8 @@ int main(int argc, char** argv) {
         ("churn", po::value(&opt.churn)->default_value(opt.churn),
          "fraction of peers that leave at a random time during the run (each replaced by a newcomer)")
         ("buffer", po::value(&opt.buffer)->default_value(opt.buffer), "peers' playout buffer (s)")
+        ("upload-backlog", po::value(&opt.upload_backlog)->default_value(opt.upload_backlog),
+         "seconds of queued upload beyond which a node REJECTs requests (node_config::max_upload_backlog)")
         ("chunk-seconds", po::value(&opt.chunk_seconds)->default_value(opt.chunk_seconds), "stream time per chunk")
         ("join-window", po::value(&opt.join_window)->default_value(opt.join_window), "peers join at random times in [0, this] (s)")
         ("max-peers", po::value(&opt.max_peers)->default_value(opt.max_peers), "connections per peer at most")

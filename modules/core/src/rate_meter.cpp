@@ -79,6 +79,12 @@ duration token_bucket::reserve(double n, time_point now) noexcept {
     return from_seconds(-tokens_ / rate_);
 }
 
+void token_bucket::refund(double n, time_point now) noexcept {
+    if (unlimited()) return;
+    refill(now);
+    tokens_ = std::min(burst_, tokens_ + std::max(n, 0.0));
+}
+
 void token_bucket::set_rate(double rate_per_s, double burst, time_point now) noexcept {
     refill(now);
     rate_ = std::max(rate_per_s, 0.0);

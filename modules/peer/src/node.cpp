@@ -336,6 +336,13 @@ bool node::may_serve(core::chunk_id id) {
     return true;
 }
 
+bool node::upload_saturated() {
+    if (upload_bucket_.unlimited()) return false;
+    const double debt = std::max(0.0, -upload_bucket_.available(core::clock::now()));
+    const double backlog_s = (static_cast<double>(upload_queued_bytes_) + debt) / upload_bucket_.rate();
+    return backlog_s > core::to_seconds(cfg_.max_upload_backlog);
+}
+
 void node::publish(wire::chunk_ptr c) {
     ++stats_.chunks_published;
     stats_.bytes_published += c->payload.size();
@@ -461,6 +468,10 @@ asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
         if (!self->cfg_.is_source) {
             if (self->join_ != join_state::playing) self->join(now);
             if (self->join_ == join_state::playing) {
+                self->playout_.set_interval(core::from_seconds(self->interval_s_));
+                for (const auto& [id, s] : self->sessions_) {
+                    if (const auto last = s->remote_map().last_set()) self->playout_.set_live_edge(*last);
+                }
                 self->play(now);
                 self->fetch_missing_headers(now);
                 self->scheduler_->set_window(self->playout_.next());

@@ -15,6 +15,19 @@ core::time_point playout::due(const wire::chunk& c) const noexcept {
     return steady_anchor_ + std::chrono::duration_cast<core::duration>(core::microseconds(offset)) + lag_;
 }
 
+void playout::set_live_edge(core::chunk_id edge) noexcept {
+    if (!live_edge_ || edge > *live_edge_) live_edge_ = edge;
+}
+
+std::optional<core::time_point> playout::estimated_give_up() const noexcept {
+    if (!playing_ || interval_ <= core::duration::zero() || !live_edge_ || !(next_ < *live_edge_)) return std::nullopt;
+    // The chunk after next_ would be due at last_ts + (next_ + 1 - last_id) * interval + lag.
+    const auto steps = distance(last_id_, next_) + 1;
+    const auto offset = static_cast<std::int64_t>(last_ts_) - static_cast<std::int64_t>(wall_anchor_);
+    return steady_anchor_ + std::chrono::duration_cast<core::duration>(core::microseconds(offset)) + lag_ +
+           interval_ * steps;
+}
+
 wire::chunk_ptr playout::next_held(const chunk_store& store) const {
     const auto id = store.map().next_set(next_.next());
     return id ? store.get(*id) : nullptr;
@@ -49,6 +62,8 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
         if (c) {
             if (due(*c) > now) return;
             ++stats_.played;
+            last_id_ = next_;
+            last_ts_ = c->timestamp;
             out.push_back({playout_event::kind::play, next_, c});
             next_ = next_.next();
             if (c->end_of_stream()) {
@@ -60,7 +75,9 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
         }
         // next_ is missing: give up on it once a later held chunk is due.
         const auto later = next_held(store);
-        if (!later || due(*later) > now) return;
+        const auto estimate = estimated_give_up();
+        const bool later_due = later && due(*later) <= now;
+        if (!later_due && !(estimate && *estimate <= now)) return;
         if (playing_) {
             ++stats_.skipped;
             out.push_back({playout_event::kind::skip, next_, nullptr});
@@ -74,8 +91,9 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
 std::optional<core::time_point> playout::next_deadline(const chunk_store& store) const {
     if (!start_ || ended_) return std::nullopt;
     if (const auto c = store.get(next_)) return due(*c);
-    if (const auto later = next_held(store)) return due(*later);
-    return std::nullopt;
+    auto t = estimated_give_up();
+    if (const auto later = next_held(store)) t = t ? std::min(*t, due(*later)) : due(*later);
+    return t;
 }
 
 }  // namespace pixtream::peer

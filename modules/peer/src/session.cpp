@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 
 namespace pixtream::peer {
@@ -65,6 +66,14 @@ void session::close(const std::string& why) {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     writer_wake_.cancel();
+    drop_queued();
+}
+
+void session::drop_queued() noexcept {
+    for (const auto& u : uploads_) owner_->upload_queued_bytes_ -= u.bytes;
+    for (const auto& c : pushes_) owner_->upload_queued_bytes_ -= wire::frame_size(*c);
+    uploads_.clear();
+    pushes_.clear();
 }
 
 void session::notify_writer() noexcept {
@@ -89,21 +98,32 @@ void session::push(wire::chunk_ptr c) {
     if (closed_ || pushes_.size() >= max_pushes) return;
     remote_map_.advance_to_fit(c->id);
     remote_map_.set(c->id);
+    owner_->upload_queued_bytes_ += wire::frame_size(*c);
     pushes_.push_back(std::move(c));
     notify_writer();
 }
 
 void session::requested(core::chunk_id id) {
-    if (uploads_.size() >= wire::max_requests_in_flight || !owner_->store_.has(id) || !owner_->may_serve(id)) {
+    const auto c = owner_->store_.get(id);
+    if (closed_ || !c || uploads_.size() >= wire::max_requests_in_flight || owner_->upload_saturated() ||
+        !owner_->may_serve(id)) {
         ++owner_->stats_.rejects_sent;
         send(wire::reject{id});
         return;
     }
-    uploads_.push_back(id);
+    const auto bytes = wire::frame_size(*c);
+    owner_->upload_queued_bytes_ += bytes;
+    uploads_.push_back({id, bytes});
     notify_writer();
 }
 
-void session::cancelled(core::chunk_id id) { std::erase(uploads_, id); }
+void session::cancelled(core::chunk_id id) {
+    if (pacing_ == id) pacing_cancelled_ = true;
+    const auto it = std::find_if(uploads_.begin(), uploads_.end(), [id](const queued_upload& u) { return u.id == id; });
+    if (it == uploads_.end()) return;
+    owner_->upload_queued_bytes_ -= it->bytes;
+    uploads_.erase(it);
+}
 
 bool session::next_frame(outgoing_frame& out) {
     if (!control_.empty()) {
@@ -112,20 +132,24 @@ bool session::next_frame(outgoing_frame& out) {
         control_bytes_ -= out.bytes.size();
         return true;
     }
-    while (!uploads_.empty()) {
-        const auto id = uploads_.front();
-        uploads_.pop_front();
-        if (auto c = owner_->store_.get(id)) {
-            out.chunk = std::move(c);
-            return true;
-        }
-        ++owner_->stats_.rejects_sent;  // evicted since it was asked for
-        wire::encode(wire::reject{id}, out.bytes);
-        return true;
-    }
+    // The source's pushes first: they are how fresh chunks enter the swarm at all.
     if (!pushes_.empty()) {
         out.chunk = std::move(pushes_.front());
         pushes_.pop_front();
+        owner_->upload_queued_bytes_ -= wire::frame_size(*out.chunk);
+        return true;
+    }
+    if (!uploads_.empty()) {
+        const auto u = uploads_.front();
+        uploads_.pop_front();
+        owner_->upload_queued_bytes_ -= u.bytes;
+        if (auto c = owner_->store_.get(u.id)) {
+            out.chunk = std::move(c);
+            out.requested = true;
+            return true;
+        }
+        ++owner_->stats_.rejects_sent;  // evicted since it was asked for
+        wire::encode(wire::reject{u.id}, out.bytes);
         return true;
     }
     return false;
@@ -159,9 +183,16 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
             size = wire::frame_size(*f.chunk);
             const auto wait = node.upload_bucket_.reserve(static_cast<double>(size), core::clock::now());
             if (wait > core::duration::zero()) {
+                self->pacing_ = f.requested ? std::optional(f.chunk->id) : std::nullopt;
+                self->pacing_cancelled_ = false;
                 pace.expires_after(wait);
                 co_await pace.async_wait(use_tuple);
+                self->pacing_.reset();
                 if (self->closed_) break;
+                if (self->pacing_cancelled_) {  // no longer wanted: give the upload time to others
+                    node.upload_bucket_.refund(static_cast<double>(size), core::clock::now());
+                    continue;
+                }
             }
             const auto prefix = wire::encode_chunk_prefix(*f.chunk);
             const std::array<asio::const_buffer, 3> parts{asio::buffer(prefix),

@@ -6,6 +6,7 @@
 #include "pixtream/wire/session_rules.hpp"
 
 #include <deque>
+#include <optional>
 #include <variant>
 
 namespace pixtream::peer {
@@ -26,7 +27,8 @@ public:
     void send(const wire::message& m);
     // Queues a chunk the neighbour did not ask for (the source's push): dropped if too many wait.
     void push(wire::chunk_ptr c);
-    // A REQUEST from the neighbour: served in order, or REJECTed when the queue is full.
+    // A REQUEST from the neighbour: served in order, or REJECTed when this queue is full or the node's
+    // upload backlog is longer than node_config::max_upload_backlog.
     void requested(core::chunk_id id);
     void cancelled(core::chunk_id id);
 
@@ -47,12 +49,20 @@ private:
     struct outgoing_frame {
         std::vector<std::byte> bytes;  // an encoded small message
         wire::chunk_ptr chunk;         // or a chunk (pushed or requested)
+        bool requested = false;        // the chunk answers a REQUEST (a CANCEL may withdraw it)
     };
 
     static boost::asio::awaitable<void> reader(std::shared_ptr<session> self);
     static boost::asio::awaitable<void> writer(std::shared_ptr<session> self);
     void notify_writer() noexcept;
     bool next_frame(outgoing_frame& out);
+    // Drops every queued chunk (closing): the node's upload backlog forgets them.
+    void drop_queued() noexcept;
+
+    struct queued_upload {
+        core::chunk_id id;
+        std::size_t bytes;  // its frame size, counted in the node's upload backlog
+    };
 
     std::shared_ptr<node> owner_;
     boost::asio::ip::tcp::socket socket_;
@@ -74,7 +84,9 @@ private:
     std::deque<std::vector<std::byte>> control_;
     std::size_t control_bytes_ = 0;
     std::deque<wire::chunk_ptr> pushes_;
-    std::deque<core::chunk_id> uploads_;
+    std::deque<queued_upload> uploads_;
+    std::optional<core::chunk_id> pacing_;  // the requested chunk the writer waits to send
+    bool pacing_cancelled_ = false;         // ... and the neighbour CANCELled it meanwhile
     core::time_point last_sent_{};
 };
 

@@ -145,10 +145,6 @@ std::vector<action> scheduler::poll(core::time_point now) {
 
 void scheduler::poll(core::time_point now, std::vector<action>& out) {
     expire(now);
-    stats_.cancels += pending_.size();
-    out.insert(out.end(), pending_.begin(), pending_.end());
-    pending_.clear();
-
     const auto base = playhead();
     const auto end = window_end();
     // [base, live): deadline passed. [live, urgent): urgent. [urgent, end): rarest-first.
@@ -158,10 +154,15 @@ void scheduler::poll(core::time_point now, std::vector<action>& out) {
         live = base + first_due_after(*deadlines_, base, now, config_.window);
         urgent = base + first_due_after(*deadlines_, base, now + config_.urgent_horizon, config_.window);
     }
+    // A chunk past its deadline is of no use any more: stop waiting for it (and free the uploader).
     for (auto id = have_.next_missing(missed_from_); id && *id < live; id = have_.next_missing(id->next())) {
         ++stats_.missed_deadline;
+        cancel_everywhere(*id);
     }
     missed_from_ = std::max(missed_from_, live);
+    stats_.cancels += pending_.size();
+    out.insert(out.end(), pending_.begin(), pending_.end());
+    pending_.clear();
 
     collect_free_peers();
     if (free_.empty()) return;

@@ -44,6 +44,8 @@ public:
     bool try_consume(double n, time_point now) noexcept;
     // Takes n tokens, borrowing if need be; returns how long to wait before the send may start.
     duration reserve(double n, time_point now) noexcept;
+    // Gives back n tokens of a reservation whose send did not happen (never above the burst).
+    void refund(double n, time_point now) noexcept;
     // How long until n tokens would be available (zero if they are now).
     duration time_until(double n, time_point now) noexcept;
     void set_rate(double rate_per_s, double burst, time_point now) noexcept;

@@ -31,6 +31,9 @@ struct node_config {
     std::size_t max_peers = 16;                 // connections at most, both directions
     std::size_t target_peers = 8;               // connections the connector aims for
     double upload_limit = 0;                    // bytes per second over all connections; 0: unlimited
+    // With an upload limit: REQUESTs are REJECTed while the chunks queued or paced for upload would take
+    // longer than this to send, so that requesters turn to another holder at once instead of waiting.
+    core::duration max_upload_backlog = core::milliseconds(500);
     core::duration buffer = core::seconds(3);   // playout lag held behind the live edge
     std::size_t store_capacity = 256;           // chunks kept (window), see chunk_store
     std::size_t push_fanout = 1;                // source: each fresh chunk is pushed to this many peers
@@ -130,6 +133,7 @@ private:
     // From sessions.
     bool admit(const std::shared_ptr<session>& s);  // handshake done: keep it?
     bool may_serve(core::chunk_id id);               // a REQUEST: serve it (and count the copy)?
+    bool upload_saturated();                         // the upload backlog is over max_upload_backlog
     void on_closed(const std::shared_ptr<session>& s);
     void on_message(const std::shared_ptr<session>& s, wire::message& m);
     void on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c);
@@ -155,6 +159,7 @@ private:
     playout playout_;
     std::unique_ptr<swarm::scheduler> scheduler_;
     core::token_bucket upload_bucket_;
+    std::size_t upload_queued_bytes_ = 0;  // chunk frames queued in sessions, not yet paced
     mutable core::rate_meter up_meter_;  // reading a meter rolls its window: not a logical change
     mutable core::rate_meter down_meter_;
     playback_handler playback_;

@@ -4,8 +4,11 @@
 // Playback starts at the first random-access chunk at or after `start`, once the header chunk it
 // refers to (if any) is held. Chunk c is due at the steady time matching wall time c.timestamp +
 // lag: every chunk leaves with the same lag behind the source. A chunk still missing when a later
-// chunk falls due is skipped (counted: continuity = played / (played + skipped)). The output so never
-// waits for a chunk that cannot arrive in time, and never stalls while later chunks are here.
+// chunk falls due is skipped (counted: continuity = played / (played + skipped)). So is a missing chunk
+// when no later one is held yet but the swarm has later ones (set_live_edge) and, by the chunk interval
+// (set_interval) counted from the last chunk played, the chunk after it is due. The output so never
+// waits for a chunk that cannot arrive in time, and never stalls while the stream goes on; a pause of
+// the source itself (no later chunk anywhere) skips nothing.
 #include "pixtream/core/time.hpp"
 #include "pixtream/peer/chunk_store.hpp"
 
@@ -48,18 +51,28 @@ public:
     std::optional<core::time_point> next_deadline(const chunk_store& store) const;
 
     core::time_point due(const wire::chunk& c) const noexcept;
+    // The estimated time between chunks (zero: unknown, no time-based skipping).
+    void set_interval(core::duration interval) noexcept { interval_ = interval; }
+    // The newest chunk id some neighbour holds: chunks below it exist.
+    void set_live_edge(core::chunk_id edge) noexcept;
     core::duration lag() const noexcept { return lag_; }
     const playout_stats& stats() const noexcept { return stats_; }
 
 private:
     // The next held chunk after next_, if any.
     wire::chunk_ptr next_held(const chunk_store& store) const;
+    // When the missing next_ is given up on by the interval estimate, if it can be.
+    std::optional<core::time_point> estimated_give_up() const noexcept;
 
     std::optional<core::chunk_id> start_;
     core::chunk_id next_;
     core::duration lag_{};
     core::time_point steady_anchor_;
     core::wall_micros wall_anchor_ = 0;
+    core::duration interval_{};
+    std::optional<core::chunk_id> live_edge_;
+    core::chunk_id last_id_;         // the last chunk played, and its timestamp
+    core::wall_micros last_ts_ = 0;
     bool playing_ = false;
     bool ended_ = false;
     playout_stats stats_;

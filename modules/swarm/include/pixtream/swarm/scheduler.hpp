@@ -57,7 +57,8 @@ struct scheduler_stats {
 //
 // Policy, at each poll(now):
 //  1. timed-out requests are freed and CANCELled; their neighbour is penalised for that chunk;
-//  2. chunks in the window whose deadline is at or before `now` are skipped (counted in missed_deadline);
+//  2. chunks in the window whose deadline is at or before `now` are skipped (counted in missed_deadline)
+//     and their outstanding requests CANCELled;
 //  3. urgent chunks (deadline within now + urgent_horizon) are requested in id order; with `endgame`, an
 //     urgent chunk whose single outstanding request is expected after its deadline gets one duplicate at a
 //     neighbour expected to deliver sooner;
