@@ -54,6 +54,7 @@ struct options {
     std::string report;
     std::string plot_dir;
     bool quiet = false;
+    bool per_peer = false;
 };
 
 core::wall_micros wall_now() {
@@ -369,8 +370,8 @@ boost::json::object simulation::report() const {
             continue;
         }
         continuity.push_back(s.playout.continuity());
-        if (std::getenv("SWARMSIM_DUMP"))
-            std::cerr << fmt::format("peer {:3d} start {:5.2f} in {:4d} dup {:3d} out {:4d} req {:4d} done {:4d} unsol {:3d} to {:3d} rej {:3d} miss {:4d} played {:4d} skipped {:4d} nb {}\n",
+        if (opt_.per_peer)
+            std::cout << fmt::format("peer {:3d} start {:5.2f} in {:4d} dup {:3d} out {:4d} req {:4d} done {:4d} unsol {:3d} to {:3d} rej {:3d} miss {:4d} played {:4d} skipped {:4d} nb {}\n",
                                      p->index, p->start_s, s.chunks_in, s.duplicate_chunks, s.chunks_out, s.scheduler.requests, s.scheduler.completed,
                                      s.scheduler.unsolicited, s.scheduler.timeouts, s.scheduler.rejects, s.scheduler.missed_deadline,
                                      s.playout.played, s.playout.skipped, s.neighbours);
@@ -407,6 +408,7 @@ boost::json::object simulation::report() const {
         {"identical", identical},
         {"lag_bound_s", opt_.chunk_seconds + std::ceil(std::log2(std::max(2.0, n))) * chunk_tx},
         {"capacity_bps", std::min(u_s, (u_s + sum_u) / n)},
+        {"resource_index", (u_s + sum_u) / (n * opt_.rate_bps)},
         {"diagnostics", boost::json::object{{"requests", sched.requests}, {"duplicate_requests", sched.duplicate_requests},
                                             {"request_timeouts", sched.timeouts}, {"rejects", sched.rejects},
                                             {"missed_deadline", sched.missed_deadline}, {"duplicate_chunks", duplicates},
@@ -488,6 +490,9 @@ int main(int argc, char** argv) {
         ("seed", po::value(&opt.seed)->default_value(opt.seed), "random seed")
         ("report", po::value(&opt.report), "write the metrics as JSON to this file")
         ("plot", po::value(&opt.plot_dir), "write time series (CSV) and, with gnuplot, a PNG to this directory")
+        ("resource-index", po::value<double>(),
+         "instead of --upload-cap: every peer's cap set so that (source cap + sum of peer caps) / (peers x rate) is this")
+        ("per-peer", po::bool_switch(&opt.per_peer), "also print one line of counters per peer")
         ("quiet", po::bool_switch(&opt.quiet), "no progress line");
     // clang-format on
     po::variables_map vm;
@@ -514,6 +519,14 @@ int main(int argc, char** argv) {
         return usage("--upload-cap must be BPS or MIN:MAX");
     }
     if (opt.peers < 1 || opt.peers > 2000) return usage("--peers must be 1 to 2000");
+    if (vm.count("resource-index")) {
+        if (!vm["upload-cap"].defaulted()) return usage("give --upload-cap or --resource-index, not both");
+        const double ri = vm["resource-index"].as<double>();
+        const double each = (ri * opt.peers * opt.rate_bps - opt.source_cap_bps) / opt.peers;
+        if (!(ri > 0) || opt.source_cap_bps <= 0 || !(each > 0))
+            return usage("--resource-index needs a positive index, a --source-cap, and leaves peers a positive cap");
+        opt.cap_min_bps = opt.cap_max_bps = each;
+    }
     if (!(opt.duration > 0) || !(opt.rate_bps >= 8000) || !(opt.cap_min_bps > 0) || opt.cap_max_bps < opt.cap_min_bps)
         return usage("--duration, --rate (>= 8000) and --upload-cap must be positive, MIN <= MAX");
     if (opt.churn < 0 || opt.churn > 1) return usage("--churn must be between 0 and 1");
