@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 #include <boost/program_options.hpp>
 
 #include <fmt/format.h>
@@ -149,9 +150,34 @@ int main(int argc, char** argv) {
     }
     stream::output_config ocfg;
     ocfg.content_type = "application/octet-stream";
+    std::shared_ptr<source::broadcaster> caster;
+    // GET /stats: the source's side of DESIGN.md's metrics (source_upload_ratio) and its input.
+    auto stats_json = [&] {
+        const auto s = node->stats();
+        boost::json::object j{
+            {"chunks_published", s.chunks_published},
+            {"bytes_published", s.bytes_published},
+            {"neighbours", s.neighbours},
+            {"bytes_out", s.wire_bytes_out},
+            {"payload_bytes_out", s.payload_bytes_out},
+            {"source_upload_ratio",
+             s.bytes_published == 0 ? 0.0 : static_cast<double>(s.wire_bytes_out) / static_cast<double>(s.bytes_published)},
+            {"upload_bps", s.upload_rate * 8},
+            {"rejects_sent", s.rejects_sent},
+            {"protocol_errors", s.protocol_errors},
+            {"bans", s.bans},
+        };
+        if (caster) {
+            const auto& in = caster->input().stats();
+            j["input"] = boost::json::object{{"bytes", in.bytes},         {"connected", in.connected},
+                                             {"reconnects", in.reconnects}, {"failures", in.failures},
+                                             {"last_error", in.last_error}, {"ended", caster->stats().ended}};
+        }
+        return boost::json::serialize(j);
+    };
     try {
         output = std::make_shared<stream::output_server>(io.get_executor(), asio::ip::tcp::endpoint(address, sport), ocfg,
-                                                         [&] { return std::string("{}"); });
+                                                         stats_json);
     } catch (const boost::system::system_error& e) {
         std::cerr << fmt::format("pixtream-source: cannot listen for players on {}:{}: {}\n", ip, sport, e.code().message());
         return 1;
@@ -163,7 +189,7 @@ int main(int argc, char** argv) {
     source::chunker_config ccfg;
     ccfg.max_bytes = chunk_bytes;
     ccfg.max_duration = core::from_seconds(chunk_seconds);
-    auto caster = std::make_shared<source::broadcaster>(io.get_executor(), *input, ccfg, *key, first_id,
+    caster = std::make_shared<source::broadcaster>(io.get_executor(), *input, ccfg, *key, first_id,
                                                         [&](wire::chunk_ptr c) {
                                                             if (c->is_header()) output->set_header(c);
                                                             output->write(c);

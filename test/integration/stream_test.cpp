@@ -183,7 +183,7 @@ void stream_through_swarm(const std::string& kind, int seconds) {
                        "0.25", "--log-level", "warn", tracker_url, "file", media.string()});
     const auto sline = source.read_line();
     if (!sline) BOOST_FAIL("source did not start: " << source.stderr_text());
-    ports_of(*sline);
+    const auto source_player_port = ports_of(*sline).second;
 
     constexpr int peers = 5;
     std::vector<std::unique_ptr<subprocess>> procs;
@@ -228,6 +228,15 @@ void stream_through_swarm(const std::string& kind, int seconds) {
             BOOST_TEST(stats.at("startup_s").is_number());
             BOOST_TEST(stats.at("lag_s").at("max").to_number<double>() < 10.0);
         }
+    }
+    BOOST_TEST_CONTEXT("source /stats") {
+        const auto stats = boost::json::parse(http_get(source_player_port, "/stats"));
+        BOOST_TEST(stats.at("bytes_published").to_number<double>() == static_cast<double>(input.size()));
+        BOOST_TEST(stats.at("input").at("bytes").to_number<double>() == static_cast<double>(input.size()));
+        BOOST_TEST(stats.at("input").at("ended").as_bool());
+        const auto ratio = stats.at("source_upload_ratio").to_number<double>();
+        BOOST_TEST(ratio >= 1.0);  // every chunk left the source at least once
+        BOOST_TEST(ratio < 3.0);   // and the peers, not the source, served most copies
     }
     players[2]->join();
     for (std::size_t i = 0; i < players.size(); ++i) {

@@ -234,7 +234,20 @@ session* node::find(const core::peer_id& id) const {
 }
 
 void node::ban(const std::shared_ptr<session>& s, const std::string& why) {
-    const auto until = core::clock::now() + cfg_.ban_time;
+    const auto now = core::clock::now();
+    const auto until = now + cfg_.ban_time;
+    ++stats_.bans;
+    // Bounded: an attacker with ever new identities must not grow these without limit.
+    auto bound = [now](auto& bans) {
+        if (bans.size() < max_bans) return;
+        std::erase_if(bans, [now](const auto& b) { return b.second <= now; });
+        while (bans.size() >= max_bans) {
+            bans.erase(std::min_element(bans.begin(), bans.end(),
+                                        [](const auto& a, const auto& b) { return a.second < b.second; }));
+        }
+    };
+    bound(banned_ids_);
+    bound(banned_endpoints_);
     banned_ids_[s->remote_id()] = until;
     if (s->remote_port() != 0) banned_endpoints_[endpoint_key(s->remote_ip(), s->remote_port())] = until;
     spdlog::warn("peer: banned {}:{}: {}", s->remote_ip(), s->remote_port(), why);

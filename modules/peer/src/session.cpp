@@ -103,7 +103,23 @@ void session::push(wire::chunk_ptr c) {
     notify_writer();
 }
 
+void session::violation(const std::string& why) {
+    // Before the handshake there is no identity to ban (and on one host every peer shares the IP).
+    if (established_ && !closed_) {
+        owner_->ban(shared_from_this(), why);
+    } else {
+        close(why);
+    }
+}
+
 void session::requested(core::chunk_id id) {
+    if (uploads_.size() >= wire::max_requests_in_flight && ++excess_requests_ > max_excess_requests) {
+        // A well-behaved neighbour never has more than max_requests_in_flight outstanding here.
+        ++owner_->stats_.protocol_errors;
+        violation("request flood: more than " + std::to_string(wire::max_requests_in_flight) + " requests outstanding, " +
+                  std::to_string(excess_requests_) + " times");
+        return;
+    }
     const auto c = owner_->store_.get(id);
     if (closed_ || !c || uploads_.size() >= wire::max_requests_in_flight || owner_->upload_saturated() ||
         !owner_->may_serve(id)) {
@@ -251,7 +267,7 @@ asio::awaitable<void> session::reader(std::shared_ptr<session> self) {
             if (!m) break;
             if (auto err = self->rules_.on_receive(*m)) {
                 ++node.stats_.protocol_errors;
-                self->close("protocol error: " + err.message());
+                self->violation("protocol error: " + err.message());
                 break;
             }
             if (!self->established_) {
@@ -272,7 +288,7 @@ asio::awaitable<void> session::reader(std::shared_ptr<session> self) {
         }
         if (dec) {
             ++node.stats_.protocol_errors;
-            self->close("protocol error: " + dec.message());
+            self->violation("protocol error: " + dec.message());
         }
     }
 }

@@ -15,6 +15,8 @@ class session : public std::enable_shared_from_this<session> {
 public:
     static constexpr std::size_t max_control_bytes = 1 << 20;  // queued small messages: beyond, close
     static constexpr std::size_t max_pushes = 32;              // queued unsolicited chunks: beyond, drop
+    // REQUESTs beyond max_requests_in_flight are REJECTed; this many of them and the neighbour is banned.
+    static constexpr std::size_t max_excess_requests = 256;
 
     session(std::shared_ptr<node> owner, boost::asio::ip::tcp::socket socket, bool outgoing);
 
@@ -31,6 +33,8 @@ public:
     // upload backlog is longer than node_config::max_upload_backlog.
     void requested(core::chunk_id id);
     void cancelled(core::chunk_id id);
+    // The neighbour broke the protocol: banned if it identified itself, else just disconnected.
+    void violation(const std::string& why);
 
     // The neighbour, once the handshake is done.
     const core::peer_id& remote_id() const noexcept { return remote_id_; }
@@ -85,6 +89,7 @@ private:
     std::size_t control_bytes_ = 0;
     std::deque<wire::chunk_ptr> pushes_;
     std::deque<queued_upload> uploads_;
+    std::size_t excess_requests_ = 0;
     std::optional<core::chunk_id> pacing_;  // the requested chunk the writer waits to send
     bool pacing_cancelled_ = false;         // ... and the neighbour CANCELled it meanwhile
     core::time_point last_sent_{};

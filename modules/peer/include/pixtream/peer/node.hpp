@@ -70,6 +70,7 @@ struct node_stats {
     std::uint64_t duplicate_chunks = 0;
     std::uint64_t bad_chunks = 0;         // failed verification: sender banned
     std::uint64_t protocol_errors = 0;
+    std::uint64_t bans = 0;               // neighbours banned (bad chunk, protocol violation)
     std::uint64_t rejects_sent = 0;
     std::uint64_t connections_accepted = 0;
     std::uint64_t connections_made = 0;
@@ -119,6 +120,7 @@ public:
 
 private:
     friend class session;
+    static constexpr std::size_t max_bans = 4096;  // banned ids (and endpoints) remembered at most
     struct candidate {
         core::time_point next_try{};
         int failures = 0;
