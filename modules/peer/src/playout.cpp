@@ -21,11 +21,13 @@ void playout::set_live_edge(core::chunk_id edge) noexcept {
 
 std::optional<core::time_point> playout::estimated_give_up() const noexcept {
     if (!playing_ || interval_ <= core::duration::zero() || !live_edge_ || !(next_ < *live_edge_)) return std::nullopt;
-    // The chunk after next_ would be due at last_ts + (next_ + 1 - last_id) * interval + lag.
+    // The chunk after next_ would be due at last_ts + (next_ + 1 - last_id) * interval + lag. That
+    // estimate is early by however long the source paused since last_ts (a dropped input, say): one
+    // more lag of slack keeps a chunk cut after a pause from being given up while it is on its way.
     const auto steps = distance(last_id_, next_) + 1;
     const auto offset = static_cast<std::int64_t>(last_ts_) - static_cast<std::int64_t>(wall_anchor_);
     return steady_anchor_ + std::chrono::duration_cast<core::duration>(core::microseconds(offset)) + lag_ +
-           interval_ * steps;
+           interval_ * steps + lag_;
 }
 
 wire::chunk_ptr playout::next_held(const chunk_store& store) const {

@@ -154,10 +154,11 @@ void scheduler::poll(core::time_point now, std::vector<action>& out) {
         live = base + first_due_after(*deadlines_, base, now, config_.window);
         urgent = base + first_due_after(*deadlines_, base, now + config_.urgent_horizon, config_.window);
     }
-    // A chunk past its deadline is of no use any more: stop waiting for it (and free the uploader).
+    // Past its modelled deadline: counted, but still fetched first. The model is a guess (a source that
+    // paused cuts its next chunk later than the interval says); the playout decides when a chunk is given
+    // up, and moves the window past it (set_window), which CANCELs what is still outstanding.
     for (auto id = have_.next_missing(missed_from_); id && *id < live; id = have_.next_missing(id->next())) {
         ++stats_.missed_deadline;
-        cancel_everywhere(*id);
     }
     missed_from_ = std::max(missed_from_, live);
     stats_.cancels += pending_.size();
@@ -167,8 +168,8 @@ void scheduler::poll(core::time_point now, std::vector<action>& out) {
     collect_free_peers();
     if (free_.empty()) return;
 
-    // Urgent chunks, in deadline (= id) order.
-    for (auto id = have_.next_missing(live); id && *id < urgent && !free_.empty();
+    // Late and urgent chunks, in deadline (= id) order.
+    for (auto id = have_.next_missing(base); id && *id < urgent && !free_.empty();
          id = have_.next_missing(id->next())) {
         if (pipeline_.is_in_flight(*id)) {
             if (config_.endgame) consider_endgame(*id, now, out);

@@ -6,7 +6,8 @@
 // lag: every chunk leaves with the same lag behind the source. A chunk still missing when a later
 // chunk falls due is skipped (counted: continuity = played / (played + skipped)). So is a missing chunk
 // when no later one is held yet but the swarm has later ones (set_live_edge) and, by the chunk interval
-// (set_interval) counted from the last chunk played, the chunk after it is due. The output so never
+// (set_interval) counted from the last chunk played, the chunk after it has been due for one more lag
+// (the slack covers a source that paused: its next chunk comes later than the interval says). The output so never
 // waits for a chunk that cannot arrive in time, and never stalls while the stream goes on; a pause of
 // the source itself (no later chunk anywhere) skips nothing.
 #include "pixtream/core/time.hpp"

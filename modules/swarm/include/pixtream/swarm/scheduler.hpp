@@ -57,9 +57,10 @@ struct scheduler_stats {
 //
 // Policy, at each poll(now):
 //  1. timed-out requests are freed and CANCELled; their neighbour is penalised for that chunk;
-//  2. chunks in the window whose deadline is at or before `now` are skipped (counted in missed_deadline)
-//     and their outstanding requests CANCELled;
-//  3. urgent chunks (deadline within now + urgent_horizon) are requested in id order; with `endgame`, an
+//  2. chunks in the window whose deadline is at or before `now` are counted (missed_deadline, once each)
+//     but still fetched, first: the deadline model is an estimate, and the caller's playout decides
+//     when a chunk is given up (by moving the window, which CANCELs its requests);
+//  3. late and urgent chunks (deadline within now + urgent_horizon) are requested in id order; with `endgame`, an
 //     urgent chunk whose single outstanding request is expected after its deadline gets one duplicate at a
 //     neighbour expected to deliver sooner;
 //  4. the other chunks are requested rarest-first (fewest holders), ties broken by a seeded hash of the id;
