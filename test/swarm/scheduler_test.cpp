@@ -364,8 +364,7 @@ BOOST_AUTO_TEST_CASE(passed_deadline_chunks_are_counted_once_and_still_requested
 // model, decides when it is given up), and a REJECT for it is retried elsewhere at once.
 BOOST_AUTO_TEST_CASE(a_chunk_past_its_modelled_deadline_is_still_fetched_first) {
     auto cfg = config(8);
-    no_timeouts(cfg);
-    cfg.endgame = false;
+    no_timeouts(cfg);  // (endgame on: late chunks get no duplicates, so the retry below is all there is)
     scheduler s(cfg);
     s.set_deadlines({cid(0), t0 + 1s, 100ms});  // chunk k due at t0 + 1 s + k * 100 ms
     s.on_bitmap(peer(1), range_map(0, 0, 4));

@@ -172,7 +172,8 @@ void scheduler::poll(core::time_point now, std::vector<action>& out) {
     for (auto id = have_.next_missing(base); id && *id < urgent && !free_.empty();
          id = have_.next_missing(id->next())) {
         if (pipeline_.is_in_flight(*id)) {
-            if (config_.endgame) consider_endgame(*id, now, out);
+            // No duplicates for chunks already late: under overload they would only add to it.
+            if (config_.endgame && *id >= live) consider_endgame(*id, now, out);
             continue;
         }
         const auto h = best_holder(*id, now, nullptr, std::nullopt);

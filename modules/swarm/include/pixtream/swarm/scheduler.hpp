@@ -61,7 +61,7 @@ struct scheduler_stats {
 //     but still fetched, first: the deadline model is an estimate, and the caller's playout decides
 //     when a chunk is given up (by moving the window, which CANCELs its requests);
 //  3. late and urgent chunks (deadline within now + urgent_horizon) are requested in id order; with `endgame`, an
-//     urgent chunk whose single outstanding request is expected after its deadline gets one duplicate at a
+//     urgent chunk not yet late whose single outstanding request is expected after its deadline gets one duplicate at a
 //     neighbour expected to deliver sooner;
 //  4. the other chunks are requested rarest-first (fewest holders), ties broken by a seeded hash of the id;
 //  5. each chunk goes to the holder with a free slot and the earliest expected completion
