@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     std::string channel;
     std::string channel_key;
     double upload_limit = 0;
+    double upload_backlog = 0.5;
     std::size_t max_peers = 16;
     double buffer = 3;
     double linger = 5;
@@ -109,6 +110,9 @@ int main(int argc, char** argv) {
          "the channel's public key (64 hex digits): pins the source, whatever the tracker says")
         ("upload-limit", po::value(&upload_limit)->default_value(upload_limit),
          "bytes per second uploaded to other peers at most (0: unlimited)")
+        ("upload-backlog", po::value(&upload_backlog)->default_value(upload_backlog),
+         "with --upload-limit: seconds of queued uploads beyond which requests are rejected at once, so that "
+         "neighbours ask someone else instead of waiting")
         ("max-peers", po::value(&max_peers)->default_value(max_peers), "most peer connections")
         ("buffer", po::value(&buffer)->default_value(buffer),
          "seconds of stream held behind the live edge: more survives more trouble, less is closer to live")
@@ -143,6 +147,7 @@ int main(int argc, char** argv) {
     if (upload_limit < 0 || linger < 0 || wait_channel < 0)
         return usage_error("--upload-limit, --linger and --wait-channel cannot be negative");
     if (max_peers == 0) return usage_error("--max-peers must be at least 1");
+    if (!(upload_backlog >= 0.05 && upload_backlog <= 60)) return usage_error("--upload-backlog must be between 0.05 and 60 seconds");
     std::string error;
     const auto tracker_url = tracker::parse_tracker_url(positional[0], error);
     if (!tracker_url) return usage_error("tracker URL '" + positional[0] + "': " + error);
@@ -187,6 +192,7 @@ int main(int argc, char** argv) {
     ncfg.max_peers = max_peers;
     ncfg.target_peers = std::min<std::size_t>(max_peers, 8);
     ncfg.upload_limit = upload_limit;
+    ncfg.max_upload_backlog = core::from_seconds(upload_backlog);
     ncfg.buffer = core::from_seconds(buffer);
     ncfg.seed = rd();
     std::shared_ptr<peer::node> node;
@@ -223,6 +229,11 @@ int main(int argc, char** argv) {
                        static_cast<double>(s.payload_bytes_in + s.payload_bytes_out)},
             {"upload_bps", s.upload_rate * 8},
             {"download_bps", s.download_rate * 8},
+            {"scheduler", boost::json::object{{"requests", s.scheduler.requests},
+                                              {"duplicate_requests", s.scheduler.duplicate_requests},
+                                              {"request_timeouts", s.scheduler.timeouts},
+                                              {"rejects", s.scheduler.rejects},
+                                              {"missed_deadline", s.scheduler.missed_deadline}}},
             {"bad_chunks", s.bad_chunks},
             {"protocol_errors", s.protocol_errors},
             {"bans", s.bans},

@@ -14,8 +14,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -273,18 +276,27 @@ asio::awaitable<void> output_server::serve(std::shared_ptr<output_server> self, 
         registration& operator=(const registration&) = delete;
     } reg(*self, c);
 
-    // Raw or HTTP: does the client say something within raw_detect?
-    c->deadline.expires_after(self->cfg_.raw_detect);
-    auto first = co_await (c->socket.async_wait(tcp::socket::wait_read, use_tuple) ||
-                           c->deadline.async_wait(use_tuple));
-    if (c->dead || self->stopping_) co_return;
-    if (first.index() == 1) {
-        self->start_streaming(*c, false);
-        if (self->ended_) c->closing = true;
-        co_await stream_to(self, c);
-        co_return;
+    // Raw or HTTP: does the client say something within raw_detect? A readiness wake-up with nothing
+    // to read is spurious (seen when the descriptor number was just reused): wait on; a peek of 0
+    // bytes is the client closing.
+    const auto detect_until = std::chrono::steady_clock::now() + self->cfg_.raw_detect;
+    for (;;) {
+        c->deadline.expires_at(detect_until);
+        auto first = co_await (c->socket.async_wait(tcp::socket::wait_read, use_tuple) ||
+                               c->deadline.async_wait(use_tuple));
+        if (c->dead || self->stopping_) co_return;
+        if (first.index() == 1) {
+            self->start_streaming(*c, false);
+            if (self->ended_) c->closing = true;
+            co_await stream_to(self, c);
+            co_return;
+        }
+        if (std::get<0>(std::get<0>(first))) co_return;
+        char probe = 0;
+        const auto n = ::recv(c->socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) break;                                        // a request: HTTP
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) co_return;  // gone
     }
-    if (std::get<0>(std::get<0>(first))) co_return;
 
     beast::flat_buffer buffer(self->cfg_.max_header_bytes);
     http::request_parser<http::empty_body> parser;
