@@ -1,10 +1,14 @@
 // swarmsim: runs a whole swarm on loopback in one process (a tracker, a source and N peers on one
-// io_context, real TCP between them) and reports the metrics of DESIGN.md.
+// io_context, real TCP between them) and reports the metrics of DESIGN.md. With --processes it runs
+// the real programs instead, one process each (process_swarm.hpp).
 #include "pixtream/net/net.hpp"
 #include "pixtream/peer/node.hpp"
 #include "pixtream/tracker/client.hpp"
 #include "pixtream/tracker/server.hpp"
 #include "pixtream/wire/signing.hpp"
+#include "options.hpp"
+#include "process_swarm.hpp"
+#include "report.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,6 +24,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -33,29 +40,9 @@ namespace asio = boost::asio;
 namespace po = boost::program_options;
 using asio::ip::tcp;
 using namespace pixtream;
+using namespace pixtream::swarmsim;
 
 namespace {
-
-struct options {
-    int peers = 20;
-    double duration = 30;
-    double rate_bps = 500'000;
-    double cap_min_bps = 2'000'000;
-    double cap_max_bps = 2'000'000;
-    double source_cap_bps = 2'000'000;
-    double churn = 0;
-    double buffer = 3;
-    double upload_backlog = 0.5;
-    double chunk_seconds = 0.5;
-    double join_window = 5;
-    std::size_t max_peers = 12;
-    std::size_t target_peers = 6;
-    std::uint64_t seed = 1;
-    std::string report;
-    std::string plot_dir;
-    bool quiet = false;
-    bool per_peer = false;
-};
 
 core::wall_micros wall_now() {
     return static_cast<core::wall_micros>(
@@ -67,12 +54,6 @@ std::uint64_t hash_bytes(const std::vector<std::byte>& b) {
     std::uint64_t h = 1469598103934665603ULL;
     for (auto x : b) h = (h ^ std::to_integer<std::uint64_t>(x)) * 1099511628211ULL;
     return h;
-}
-
-double quantile(std::vector<double> v, double q) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[static_cast<std::size_t>(std::lround(q * static_cast<double>(v.size() - 1)))];
 }
 
 // One simulated viewer over its life in the run.
@@ -93,22 +74,13 @@ struct sim_peer {
     peer::node_stats final_stats;
 };
 
-struct series_point {
-    double t;
-    double lag_p50;
-    double continuity_mean;
-    double upload_per_peer_bps;
-    int playing;
-};
-
 class simulation {
 public:
     simulation(asio::io_context& io, options opt) : io_(io), opt_(std::move(opt)), rng_(opt_.seed) {}
 
     void run();
     boost::json::object report() const;
-    void print_table(const boost::json::object& r) const;
-    void write_plot(const std::string& dir) const;
+    const std::vector<series_point>& series() const { return series_; }
 
 private:
     static asio::awaitable<void> produce(simulation* self);
@@ -233,18 +205,10 @@ void simulation::sample() {
                                 ? static_cast<double>(out - out_history_.front().second) * 8 / dt / running
                                 : 0;
     series_.push_back({t, quantile(lags, 0.5), playing ? cont / playing : 1.0, per_peer, playing});
-    // On a terminal the progress line rewrites itself; in a log, one line every 5 s.
-    static const bool tty = ::isatty(2) != 0;
-    const bool show = tty || series_.size() % 20 == 1;
-    if (!opt_.quiet && show) {
-        const auto src = source_->stats();
-        std::cerr << fmt::format("{}swarmsim t={:5.1f}s peers={:4d} playing={:4d} continuity={:.4f} lag_p50={:.2f}s "
-                                 "source_upload={:.2f}x   {}",
-                                 tty ? "\r" : "", t, running, playing, series_.back().continuity_mean, series_.back().lag_p50,
-                                 produced_bytes_ ? static_cast<double>(src.wire_bytes_out) / static_cast<double>(produced_bytes_) : 0.0,
-                                 tty ? "" : "\n")
-                  << std::flush;
-    }
+    const auto src = source_->stats();
+    print_progress(opt_, series_.back(), running,
+                   produced_bytes_ ? static_cast<double>(src.wire_bytes_out) / static_cast<double>(produced_bytes_) : 0.0,
+                   series_.size() % 20 == 1);
 }
 
 asio::awaitable<void> simulation::drive(simulation* self) {
@@ -270,7 +234,7 @@ asio::awaitable<void> simulation::drive(simulation* self) {
         timer.expires_after(core::milliseconds(250));
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    if (!self->opt_.quiet && ::isatty(2)) std::cerr << '\n';
+    end_progress(self->opt_);
     self->done_ = true;
     for (auto& p : self->peers_) self->stop_peer(*p);
     self->source_announcer_->stop();
@@ -388,10 +352,6 @@ boost::json::object simulation::report() const {
     const double median_cap = quantile(caps, 0.5);
     const double chunk_tx = static_cast<double>(chunk_bytes_) * 8 / median_cap;
     const double mean = continuity.empty() ? 0 : std::accumulate(continuity.begin(), continuity.end(), 0.0) / static_cast<double>(continuity.size());
-    auto stats3 = [](const std::vector<double>& v) {
-        return boost::json::object{{"p50", quantile(v, 0.5)}, {"p95", quantile(v, 0.95)},
-                                   {"max", v.empty() ? 0.0 : *std::max_element(v.begin(), v.end())}};
-    };
     return boost::json::object{
         {"config", boost::json::object{{"peers", opt_.peers}, {"duration_s", opt_.duration}, {"rate_bps", opt_.rate_bps},
                                        {"upload_cap_bps", boost::json::array{opt_.cap_min_bps, opt_.cap_max_bps}},
@@ -418,47 +378,6 @@ boost::json::object simulation::report() const {
     };
 }
 
-void simulation::print_table(const boost::json::object& r) const {
-    auto num = [&](const boost::json::value& v) { return v.to_number<double>(); };
-    const auto& c = r.at("continuity").as_object();
-    const auto& st = r.at("startup_s").as_object();
-    const auto& lag = r.at("lag_s").as_object();
-    std::cout << fmt::format(
-        "\n  swarm of {} peers, {:.0f} s, stream {:.0f} kbit/s, chunk {:.2f} s\n"
-        "  {:<22} {:>10} {:>10} {:>10}\n"
-        "  {:<22} {:>10.4f} {:>10} {:>10.4f}\n"
-        "  {:<22} {:>10.2f} {:>10.2f} {:>10.2f}\n"
-        "  {:<22} {:>10.2f} {:>10.2f} {:>10.2f}\n"
-        "  {:<22} {:>10.3f}\n  {:<22} {:>10.4f}\n  {:<22} {:>10}\n  {:<22} {:>10.2f}\n  {:<22} {:>10.0f}\n",
-        opt_.peers, opt_.duration, opt_.rate_bps / 1000, opt_.chunk_seconds, "metric", "mean/p50", "p95", "min/max",
-        "continuity", num(c.at("mean")), "", num(c.at("min")), "startup_s", num(st.at("p50")), num(st.at("p95")),
-        num(st.at("max")), "lag_s", num(lag.at("p50")), num(lag.at("p95")), num(lag.at("max")), "source_upload_ratio",
-        num(r.at("source_upload_ratio")), "overhead_ratio", num(r.at("overhead_ratio")), "identical",
-        r.at("identical").as_bool() ? "yes" : "NO", "lag_bound_s", num(r.at("lag_bound_s")), "capacity_bps",
-        num(r.at("capacity_bps")));
-}
-
-void simulation::write_plot(const std::string& dir) const {
-    std::filesystem::create_directories(dir);
-    const auto data = std::filesystem::path(dir) / "series.csv";
-    std::ofstream csv(data);
-    csv << "t_s,lag_p50_s,continuity_mean,upload_per_peer_bps,playing\n";
-    for (const auto& s : series_) csv << fmt::format("{:.2f},{:.3f},{:.5f},{:.0f},{}\n", s.t, s.lag_p50, s.continuity_mean, s.upload_per_peer_bps, s.playing);
-    csv.close();
-    const auto script = std::filesystem::path(dir) / "plot.gp";
-    std::ofstream gp(script);
-    gp << "set datafile separator ','\nset terminal pngcairo size 900,900\nset output '" << (std::filesystem::path(dir) / "swarm.png").string()
-       << "'\nset multiplot layout 3,1\nset xlabel 't (s)'\n"
-          "set ylabel 'lag p50 (s)'\nplot '" << data.string() << "' using 1:2 skip 1 with lines title 'lag p50'\n"
-          "set ylabel 'continuity'\nset yrange [0.9:1.001]\nplot '" << data.string() << "' using 1:3 skip 1 with lines title 'mean continuity'\n"
-          "set yrange [*:*]\nset ylabel 'upload per peer (bit/s)'\nplot '" << data.string() << "' using 1:4 skip 1 with lines title 'upload per peer'\n"
-          "unset multiplot\n";
-    gp.close();
-    if (std::system(("gnuplot " + script.string() + " 2>/dev/null").c_str()) != 0) {
-        std::cerr << "swarmsim: gnuplot not available or failed; the data is in " << data.string() << '\n';
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -469,6 +388,13 @@ int main(int argc, char** argv) {
         "Runs a whole swarm on 127.0.0.1 in one process: a tracker, a source publishing a synthetic\n"
         "stream at --rate, and --peers peers (real TCP between them, each with its upload cap), then\n"
         "prints the metrics of DESIGN.md and writes them as JSON. Rates and caps are in bits per second.\n\n"
+        "With --processes, the swarm is made of the real programs, one process each: pixtream-tracker,\n"
+        "pixtream-source (its stdin fed by swarmsim with pseudo-random bytes at --rate, cut into raw\n"
+        "chunks of --chunk-seconds), and pixtream-peer for every peer (--upload-limit = its cap / 8,\n"
+        "--buffer, --max-peers). swarmsim reads every peer's output as a raw-TCP player and checks it\n"
+        "against what it fed the source; the metrics come from each peer's GET /stats, sampled every\n"
+        "second and read once more just before the peer is stopped (or, with --churn, SIGKILLed and\n"
+        "replaced). Every child is stopped (SIGTERM, then SIGKILL) when swarmsim ends, however it ends.\n\n"
         "Options");
     // clang-format off
     desc.add_options()
@@ -493,7 +419,12 @@ int main(int argc, char** argv) {
         ("resource-index", po::value<double>(),
          "instead of --upload-cap: every peer's cap set so that (source cap + sum of peer caps) / (peers x rate) is this")
         ("per-peer", po::bool_switch(&opt.per_peer), "also print one line of counters per peer")
-        ("quiet", po::bool_switch(&opt.quiet), "no progress line");
+        ("quiet", po::bool_switch(&opt.quiet), "no progress line")
+        ("processes", po::bool_switch(&opt.processes),
+         "run the real programs as child processes instead of nodes in this process (at most 200 peers)")
+        ("bin-dir", po::value<std::string>(),
+         "with --processes: the directory holding pixtream-tracker, pixtream-source and pixtream-peer"
+         " (default: the programs of this build)");
     // clang-format on
     po::variables_map vm;
     try {
@@ -533,6 +464,26 @@ int main(int argc, char** argv) {
     if (!(opt.chunk_seconds >= 0.05 && opt.chunk_seconds <= 5)) return usage("--chunk-seconds must be 0.05 to 5");
     if (opt.rate_bps / 8 * opt.chunk_seconds > static_cast<double>(wire::max_chunk_payload))
         return usage("--rate * --chunk-seconds makes chunks larger than 1 MiB");
+    if (vm.count("bin-dir") && !opt.processes) return usage("--bin-dir goes with --processes");
+    if (opt.processes) {
+        if (opt.peers > max_process_peers)
+            return usage(fmt::format("--processes runs at most {} peers (one process each); use the in-process mode for more",
+                                     max_process_peers));
+        const std::string dir = vm.count("bin-dir") ? vm["bin-dir"].as<std::string>() : std::string();
+        auto exe = [&](const char* name, const char* built) {
+            return dir.empty() ? std::string(built) : (std::filesystem::path(dir) / name).string();
+        };
+        opt.tracker_exe = exe("pixtream-tracker", SWARMSIM_TRACKER_EXE);
+        opt.source_exe = exe("pixtream-source", SWARMSIM_SOURCE_EXE);
+        opt.peer_exe = exe("pixtream-peer", SWARMSIM_PEER_EXE);
+        for (const auto* path : {&opt.tracker_exe, &opt.source_exe, &opt.peer_exe}) {
+            if (::access(path->c_str(), X_OK) != 0) {
+                std::cerr << "swarmsim: cannot run " << *path << ": " << std::strerror(errno)
+                          << (dir.empty() ? " (build the programs, or give --bin-dir)" : "") << '\n';
+                return 1;
+            }
+        }
+    }
 
     // Every peer holds a listening socket and a dozen connections: lift the descriptor limit.
     rlimit rl{};
@@ -541,11 +492,21 @@ int main(int argc, char** argv) {
         ::setrlimit(RLIMIT_NOFILE, &rl);
     }
     spdlog::set_level(spdlog::level::err);
-    asio::io_context io(1);
-    simulation sim(io, opt);
-    sim.run();
-    const auto r = sim.report();
-    sim.print_table(r);
+    boost::json::object r;
+    std::vector<series_point> series;
+    if (opt.processes) {
+        auto run = run_processes(opt);
+        if (run.status != 0) return run.status;
+        r = std::move(run.report);
+        series = std::move(run.series);
+    } else {
+        asio::io_context io(1);
+        simulation sim(io, opt);
+        sim.run();
+        r = sim.report();
+        series = sim.series();
+    }
+    print_table(opt, r);
     if (!opt.report.empty()) {
         std::ofstream out(opt.report);
         out << boost::json::serialize(r) << '\n';
@@ -554,6 +515,6 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    if (!opt.plot_dir.empty()) sim.write_plot(opt.plot_dir);
+    if (!opt.plot_dir.empty()) write_plot(opt.plot_dir, series);
     return 0;
 }
