@@ -34,6 +34,9 @@ BOOST_AUTO_TEST_CASE(valid_requests) {
     BOOST_TEST(q.numwant == 7U);
     BOOST_TEST(q.is_source);
     BOOST_TEST(q.name.value() == "my show");
+    const auto u = parse_announce(base + "&name=caf%C3%A9%20%E2%9C%93%20%F0%9F%8E%A5", 200);  // UTF-8 is fine
+    BOOST_TEST_REQUIRE(u.index() == 0U);
+    BOOST_TEST(std::get<announce_params>(u).name.value() == "caf\xC3\xA9 \xE2\x9C\x93 \xF0\x9F\x8E\xA5");
 }
 
 BOOST_AUTO_TEST_CASE(query_round_trips) {
@@ -74,10 +77,15 @@ BOOST_AUTO_TEST_CASE(invalid_requests_name_the_problem) {
         {base + "&numwant=201", "'numwant' must be 0 to 200"},
         {base + "&numwant=ten", "'numwant' must be 0 to 200"},
         {base + "&source=yes", "'source' must be 0 or 1"},
-        {base + "&name=", "'name' must be 1 to 64 printable characters"},
-        {base + "&name=" + std::string(65, 'n'), "'name' must be 1 to 64 printable characters"},
-        {base + "&name=a%0Ab", "'name' must be 1 to 64 printable characters"},
+        {base + "&name=", "'name' must be 1 to 64 printable characters (UTF-8)"},
+        {base + "&name=" + std::string(65, 'n'), "'name' must be 1 to 64 printable characters (UTF-8)"},
+        {base + "&name=a%0Ab", "'name' must be 1 to 64 printable characters (UTF-8)"},
+        // Not UTF-8 (found by the tracker_request fuzzer): a lone byte, an overlong form, a surrogate.
+        {base + "&name=%ea", "'name' must be 1 to 64 printable characters (UTF-8)"},
+        {base + "&name=%c0%af", "'name' must be 1 to 64 printable characters (UTF-8)"},
+        {base + "&name=%ed%a0%80", "'name' must be 1 to 64 printable characters (UTF-8)"},
         {base + "&port=6001", "parameter 'port' given twice"},
+        {base + "&%ff=1&%ff=2", "a parameter is given twice"},
         {"announce?x", "malformed request target"},
         {"/announce?a=%zz", "malformed request target"},
     };

@@ -74,7 +74,8 @@ BOOST_AUTO_TEST_CASE(tracker_urls) {
     const std::pair<const char*, const char*> bad[] = {{"ftp://x", "only http:// tracker URLs are supported"},
                                                        {"127.0.0.1:8080", "not an absolute URL (expected http://HOST[:PORT])"},
                                                        {"not a url", "not an absolute URL (expected http://HOST[:PORT])"},
-                                                       {"http://x:0", "URL has an invalid port"}};
+                                                       {"http://x:0", "URL has an invalid port"},
+                                                       {"http://[::]r", "URL path must start with /"}};
     for (const auto& [text, reason] : bad) {
         BOOST_TEST_CONTEXT(text) {
             BOOST_TEST(!parse_tracker_url(text, err).has_value());

@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(golden_bytes) {
         {"buffer map", s[2], bytes({0, 0, 0, 13, 0x02, 1, 2, 3, 4, 5, 6, 7, 8, 0, 13, 0xF0, 0x08})},
         {"empty buffer map", s[3], bytes({0, 0, 0, 11, 0x02, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0})},
         {"have", s[4], bytes({0, 0, 0, 9, 0x03, 0, 0, 0, 0, 0, 0, 0, 1})},
-        {"request", s[5], bytes({0, 0, 0, 9, 0x04, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE})},
+        {"request", s[5], bytes({0, 0, 0, 9, 0x04, 0x3F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})},
         {"cancel", s[6], bytes({0, 0, 0, 9, 0x05, 0, 0, 0, 0, 0, 0, 0, 2})},
         {"reject", s[7], bytes({0, 0, 0, 9, 0x06, 0, 0, 0, 0, 0, 0, 0, 3})},
         {"end of stream chunk", s[9],
@@ -154,6 +154,10 @@ BOOST_AUTO_TEST_CASE(invalid_bodies_give_typed_errors) {
     zero_port[28] = std::byte{0};
     auto peers_trailing = body_of(s[11]);
     peers_trailing.push_back(std::byte{0});
+    auto far_chunk = body_of(s[8]);
+    far_chunk[1] = std::byte{0x40};  // id 2^62 + ...: beyond max_chunk_id
+    auto far_header_ref = body_of(s[8]);
+    far_header_ref[18] = std::byte{0x7F};  // a header reference beyond max_chunk_id (not the all-ones "none")
 
     const std::pair<std::vector<std::byte>, errc> cases[] = {
         {bytes({0x09}), errc::unknown_message_type},
@@ -173,6 +177,11 @@ BOOST_AUTO_TEST_CASE(invalid_bodies_give_typed_errors) {
         {bad_family, errc::bad_address_family},
         {zero_port, errc::invalid_port},
         {peers_trailing, errc::trailing_bytes},
+        {bytes({0x03, 0x40, 0, 0, 0, 0, 0, 0, 0}), errc::chunk_id_out_of_range},  // HAVE 2^62
+        {bytes({0x04, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}), errc::chunk_id_out_of_range},
+        {bytes({0x02, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x08, 0xFF}), errc::chunk_id_out_of_range},  // bitmap base
+        {far_chunk, errc::chunk_id_out_of_range},
+        {far_header_ref, errc::chunk_id_out_of_range},
     };
     int i = 0;
     for (const auto& [body, want] : cases) {
@@ -231,6 +240,8 @@ BOOST_AUTO_TEST_CASE(bitmap_and_buffer_map_convert) {
     BOOST_TEST(!b.test(core::chunk_id{1004}));
     BOOST_TEST(!b.test(core::chunk_id{1128}));
     BOOST_TEST(!b.test(core::chunk_id{999}));
+    BOOST_TEST(!b.test(core::chunk_id{1000 + (std::uint64_t{1} << 63U)}));  // found by the frame_decoder fuzzer
+    BOOST_TEST(!b.test(core::chunk_id{~std::uint64_t{0}}));
     core::buffer_map other(128, core::chunk_id{1064});  // overlapping window: only its part applies
     b.apply_to(other);
     BOOST_TEST(other.count() == 2U);

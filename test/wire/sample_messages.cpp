@@ -49,7 +49,7 @@ std::vector<message> sample_messages() {
             b,
             bitmap{core::chunk_id{5}, 0, {}},
             have{core::chunk_id{1}},
-            request{core::chunk_id{~std::uint64_t{0} - 1}},
+            request{core::chunk_id{max_chunk_id}},  // the largest id allowed
             cancel{core::chunk_id{2}},
             reject{core::chunk_id{3}},
             c,

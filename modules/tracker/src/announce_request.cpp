@@ -19,9 +19,39 @@ std::optional<std::uint64_t> to_uint(std::string_view s) {
     return v;
 }
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF) without control characters:
+// names end up in JSON and Prometheus text.
 bool printable(std::string_view s) {
-    for (unsigned char c : s) {
-        if (c < 0x20 || c == 0x7F) return false;
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7F) return false;
+            ++i;
+            continue;
+        }
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        if ((c & 0xE0U) == 0xC0U) {
+            n = 1;
+            cp = c & 0x1FU;
+        } else if ((c & 0xF0U) == 0xE0U) {
+            n = 2;
+            cp = c & 0x0FU;
+        } else if ((c & 0xF8U) == 0xF0U) {
+            n = 3;
+            cp = c & 0x07U;
+        } else {
+            return false;
+        }
+        if (i + n >= s.size()) return false;
+        for (std::size_t k = 1; k <= n; ++k) {
+            const auto d = static_cast<unsigned char>(s[i + k]);
+            if ((d & 0xC0U) != 0x80U) return false;
+            cp = (cp << 6U) | (d & 0x3FU);
+        }
+        static constexpr std::uint32_t min_of[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_of[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp < 0xA0)) return false;
+        i += n + 1;
     }
     return true;
 }
@@ -34,7 +64,9 @@ std::variant<announce_params, parse_error> parse_announce(std::string_view targe
 
     std::map<std::string, std::string, std::less<>> q;
     for (const auto& param : parsed->params()) {
-        if (!q.emplace(param.key, param.value).second) return parse_error{"parameter '" + param.key + "' given twice"};
+        if (!q.emplace(param.key, param.value).second) {
+            return parse_error{printable(param.key) ? "parameter '" + param.key + "' given twice" : "a parameter is given twice"};
+        }
     }
     auto get = [&](std::string_view key) -> std::optional<std::string_view> {
         const auto it = q.find(key);
@@ -81,7 +113,7 @@ std::variant<announce_params, parse_error> parse_announce(std::string_view targe
 
     if (const auto name = get("name")) {
         if (name->empty() || name->size() > max_name_length || !printable(*name))
-            return parse_error{"'name' must be 1 to 64 printable characters"};
+            return parse_error{"'name' must be 1 to 64 printable characters (UTF-8)"};
         p.name = std::string(*name);
     }
     return p;

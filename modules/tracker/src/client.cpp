@@ -92,6 +92,10 @@ std::optional<tracker_url> parse_tracker_url(std::string_view text, std::string&
         t.port = std::to_string(u->port_number());
     }
     t.prefix = std::string(u->encoded_path());
+    if (!t.prefix.empty() && t.prefix.front() != '/') {  // Boost.URL takes "http://[::1]x" as path "x"
+        error = "URL path must start with /";
+        return std::nullopt;
+    }
     while (!t.prefix.empty() && t.prefix.back() == '/') t.prefix.pop_back();
     if (t.prefix.ends_with("/announce")) t.prefix.resize(t.prefix.size() - 9);  // accept the announce URL itself
     t.text = std::string(text);

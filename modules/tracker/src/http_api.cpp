@@ -94,7 +94,13 @@ http_reply metrics(const registry& reg, const server_counters& c, core::duration
 }  // namespace
 
 http_reply error_reply(unsigned status, std::string_view reason) {
-    return {status, "application/json", boost::json::serialize(boost::json::object{{"error", reason}})};
+    // Reasons may quote the request: keep the body valid JSON (UTF-8) whatever bytes it held.
+    std::string text(reason);
+    for (auto& ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x7F) ch = '?';
+    }
+    return {status, "application/json", boost::json::serialize(boost::json::object{{"error", text}})};
 }
 
 http_reply handle_request(std::string_view method, std::string_view target, const std::string& client_ip,

@@ -122,6 +122,10 @@ std::optional<message> get_bitmap(reader& r, std::error_code& ec) {
         return std::nullopt;
     }
     b.base = core::chunk_id{base};
+    if (base > max_chunk_id) {
+        ec = errc::chunk_id_out_of_range;
+        return std::nullopt;
+    }
     if (b.bit_count > max_window) {
         ec = errc::bitmap_too_large;
         return std::nullopt;
@@ -142,6 +146,10 @@ std::optional<message> get_id(reader& r, std::error_code& ec) {
     if ((ec = exact(r, 8))) return std::nullopt;
     std::uint64_t v = 0;
     r.get(v);
+    if (v > max_chunk_id) {
+        ec = errc::chunk_id_out_of_range;
+        return std::nullopt;
+    }
     return M{core::chunk_id{v}};
 }
 
@@ -161,6 +169,10 @@ std::optional<message> get_chunk(reader& r, std::error_code& ec) {
     r.get(len);
     c.id = core::chunk_id{id};
     c.header_ref = core::chunk_id{header_ref};
+    if (id > max_chunk_id || (header_ref > max_chunk_id && c.header_ref != chunk::no_header)) {
+        ec = errc::chunk_id_out_of_range;
+        return std::nullopt;
+    }
     if ((c.flags & ~chunk::known_flags) != 0) {
         ec = errc::invalid_chunk_flags;
         return std::nullopt;

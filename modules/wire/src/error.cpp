@@ -29,6 +29,7 @@ public:
         case errc::channel_mismatch: return "peer is on another channel";
         case errc::self_connection: return "connected to ourselves";
         case errc::bad_signature: return "chunk signature does not verify";
+        case errc::chunk_id_out_of_range: return "chunk id out of range";
         }
         return "unknown wire error";
     }

@@ -3,8 +3,9 @@
 namespace pixtream::wire {
 
 bool bitmap::test(core::chunk_id id) const noexcept {
-    if (id < base || distance(base, id) >= bit_count) return false;
-    const auto i = static_cast<std::size_t>(distance(base, id));
+    // (Unsigned: an id 2^63 or more ahead would give a negative signed distance.)
+    if (id < base || id.value() - base.value() >= bit_count) return false;
+    const auto i = static_cast<std::size_t>(id.value() - base.value());
     return (bits[i / 8] >> (7 - i % 8)) & 1U;
 }
 

@@ -24,6 +24,7 @@ enum class errc {
     channel_mismatch,
     self_connection,
     bad_signature,
+    chunk_id_out_of_range,
 };
 
 const std::error_category& wire_category() noexcept;

@@ -18,6 +18,10 @@ inline constexpr std::size_t max_frame_size = max_chunk_payload + 128;  // hard 
 inline constexpr std::size_t min_frame_limit = 64;
 inline constexpr std::size_t max_handshake_frame = 256;
 inline constexpr std::size_t max_window = core::buffer_map::max_capacity;
+// Chunk ids (and buffer-map bases) above this are refused when decoded: windows of ids then never wrap
+// around 2^64 and distances between ids always fit. (Sources number chunks from the time in 10 ms
+// units: about 2^38 today.) The header reference's "none" value (all ones) is the one exception.
+inline constexpr std::uint64_t max_chunk_id = (std::uint64_t{1} << 62U) - 1;
 inline constexpr std::size_t max_pex_peers = 50;
 inline constexpr std::size_t max_requests_in_flight = 64;
 
