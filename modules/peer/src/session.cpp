@@ -85,7 +85,7 @@ void session::send(const wire::message& m) {
     if (closed_) return;
     std::vector<std::byte> bytes;
     wire::encode(m, bytes);
-    control_bytes_ += bytes.size();
+    control_bytes_ += bytes.size() + control_entry_overhead;
     control_.push_back(std::move(bytes));
     if (control_bytes_ > max_control_bytes) {
         close("neighbour does not read: send queue overflow");
@@ -145,7 +145,7 @@ bool session::next_frame(outgoing_frame& out) {
     if (!control_.empty()) {
         out.bytes = std::move(control_.front());
         control_.pop_front();
-        control_bytes_ -= out.bytes.size();
+        control_bytes_ -= out.bytes.size() + control_entry_overhead;
         return true;
     }
     // The source's pushes first: they are how fresh chunks enter the swarm at all.
@@ -243,10 +243,16 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
 asio::awaitable<void> session::reader(std::shared_ptr<session> self) {
     auto& node = *self->owner_;
     asio::steady_timer timer(self->socket_.get_executor());
+    // The handshake has a deadline from connecting (a byte at a time must not keep a slot forever);
+    // afterwards, every read gets the idle timeout.
+    const auto handshake_deadline = core::clock::now() + wire::handshake_timeout;
     while (!self->closed_) {
-        const auto timeout = self->established_ ? wire::idle_timeout : wire::handshake_timeout;
         auto buf = self->decoder_.prepare(read_size);
-        timer.expires_after(timeout);
+        if (self->established_) {
+            timer.expires_after(wire::idle_timeout);
+        } else {
+            timer.expires_at(handshake_deadline);
+        }
         auto r = co_await (self->socket_.async_read_some(asio::buffer(buf.data(), buf.size()), use_tuple) ||
                            timer.async_wait(use_tuple));
         if (r.index() == 1) {

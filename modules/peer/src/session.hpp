@@ -14,6 +14,7 @@ namespace pixtream::peer {
 class session : public std::enable_shared_from_this<session> {
 public:
     static constexpr std::size_t max_control_bytes = 1 << 20;  // queued small messages: beyond, close
+    static constexpr std::size_t control_entry_overhead = 48;  // per queued message: its vector and allocation
     static constexpr std::size_t max_pushes = 32;              // queued unsolicited chunks: beyond, drop
     // REQUESTs beyond max_requests_in_flight are REJECTed; this many of them and the neighbour is banned.
     static constexpr std::size_t max_excess_requests = 256;
