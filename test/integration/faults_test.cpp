@@ -68,6 +68,23 @@ std::unique_ptr<subprocess> start_file_source(const temp_dir& dir, const fs::pat
     return s;
 }
 
+// A tracker on a known port and a source reading a generated MPEG-TS file of `seconds` at its bitrate.
+struct file_swarm {
+    temp_dir dir;
+    std::string input;
+    std::uint16_t port = free_port();
+    std::string tracker_url = "http://127.0.0.1:" + std::to_string(port);
+    std::unique_ptr<subprocess> tracker;
+    std::unique_ptr<subprocess> source;
+
+    file_swarm(int seconds, const std::string& channel) {
+        const auto media = make_media(dir.path, "ts", seconds);
+        input = read_file(media);
+        tracker = start_tracker(port);
+        source = start_file_source(dir, media, static_cast<double>(input.size()) / seconds, tracker_url, channel);
+    }
+};
+
 // Every viewer's player reached the end; its output is the input's tail (behind replayed headers),
 // `ffmpeg -v warning` decodes it silently, and (when `whole`) the peer missed no chunk.
 void check_outputs(std::vector<viewer>& viewers, const std::string& input, const temp_dir& dir, bool whole) {
@@ -230,15 +247,11 @@ BOOST_AUTO_TEST_SUITE(faults)
 // The tracker is killed mid-stream: the peers keep streaming; it comes back on the same port and
 // everyone announces again, so a peer that joins afterwards finds the swarm.
 BOOST_AUTO_TEST_CASE(tracker_restarted_mid_stream) {
-    temp_dir dir;
-    constexpr int seconds = 20;
-    const auto media = make_media(dir.path, "ts", seconds);
-    const auto input = read_file(media);
-    const double rate = static_cast<double>(input.size()) / seconds;
-    const auto port = free_port();
-    const auto tracker_url = "http://127.0.0.1:" + std::to_string(port);
-    auto tracker = start_tracker(port);
-    auto source = start_file_source(dir, media, rate, tracker_url, "ft-tracker");
+    file_swarm sw(20, "ft-tracker");
+    const auto& input = sw.input;
+    const auto& tracker_url = sw.tracker_url;
+    const auto port = sw.port;
+    auto& tracker = sw.tracker;
     std::vector<viewer> viewers;
     for (int i = 0; i < 3; ++i) viewers.push_back(start_viewer(tracker_url, "ft-tracker", "1.5"));
     for (auto& v : viewers) {
@@ -268,24 +281,18 @@ BOOST_AUTO_TEST_CASE(tracker_restarted_mid_stream) {
     BOOST_TEST(eventually([&] { return viewers.back().out->received > 0; }, 20s), "the late viewer got no stream");
 
     std::vector<viewer> first(std::make_move_iterator(viewers.begin()), std::make_move_iterator(viewers.end() - 1));
-    check_outputs(first, input, dir, true);
+    check_outputs(first, input, sw.dir, true);
     std::vector<viewer> late(std::make_move_iterator(viewers.end() - 1), std::make_move_iterator(viewers.end()));
-    check_outputs(late, input, dir, false);
-    BOOST_TEST(source->wait(30s).value_or(-1) == 0);
+    check_outputs(late, input, sw.dir, false);
+    BOOST_TEST(sw.source->wait(30s).value_or(-1) == 0);
 }
 
 // Ten peers; three are SIGKILLed mid-stream and three newcomers take their places. The seven that
 // stay miss nothing; the newcomers' outputs decode.
 BOOST_AUTO_TEST_CASE(thirty_percent_of_peers_churn) {
-    temp_dir dir;
-    constexpr int seconds = 16;
-    const auto media = make_media(dir.path, "ts", seconds);
-    const auto input = read_file(media);
-    const double rate = static_cast<double>(input.size()) / seconds;
-    const auto port = free_port();
-    const auto tracker_url = "http://127.0.0.1:" + std::to_string(port);
-    auto tracker = start_tracker(port);
-    auto source = start_file_source(dir, media, rate, tracker_url, "ft-churn");
+    file_swarm sw(16, "ft-churn");
+    const auto& input = sw.input;
+    const auto& tracker_url = sw.tracker_url;
     std::vector<viewer> stay;
     std::vector<viewer> leave;
     for (int i = 0; i < 10; ++i) (i < 3 ? leave : stay).push_back(start_viewer(tracker_url, "ft-churn", "2"));
@@ -297,9 +304,9 @@ BOOST_AUTO_TEST_CASE(thirty_percent_of_peers_churn) {
         v.proc->signal(SIGKILL);
         newcomers.push_back(start_viewer(tracker_url, "ft-churn", "2"));
     }
-    check_outputs(stay, input, dir, true);
-    check_outputs(newcomers, input, dir, false);
-    BOOST_TEST(source->wait(30s).value_or(-1) == 0);
+    check_outputs(stay, input, sw.dir, true);
+    check_outputs(newcomers, input, sw.dir, false);
+    BOOST_TEST(sw.source->wait(30s).value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(tcp_input_drops_and_returns) { input_drops_and_returns(false); }
