@@ -422,6 +422,9 @@ int main(int argc, char** argv) {
         ("quiet", po::bool_switch(&opt.quiet), "no progress line")
         ("processes", po::bool_switch(&opt.processes),
          "run the real programs as child processes instead of nodes in this process (at most 200 peers)")
+        ("input", po::value<std::string>(),
+         "with --processes: feed the source this media file (looped) at --rate instead of pseudo-random bytes;"
+         " give --rate as the file's bitrate")
         ("bin-dir", po::value<std::string>(),
          "with --processes: the directory holding pixtream-tracker, pixtream-source and pixtream-peer"
          " (default: the programs of this build)");
@@ -465,6 +468,16 @@ int main(int argc, char** argv) {
     if (opt.rate_bps / 8 * opt.chunk_seconds > static_cast<double>(wire::max_chunk_payload))
         return usage("--rate * --chunk-seconds makes chunks larger than 1 MiB");
     if (vm.count("bin-dir") && !opt.processes) return usage("--bin-dir goes with --processes");
+    if (vm.count("input")) {
+        if (!opt.processes) return usage("--input goes with --processes");
+        const auto path = vm["input"].as<std::string>();
+        std::ifstream in(path, std::ios::binary);
+        const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        if (!in.good() && !in.eof()) return usage("cannot read --input " + path);
+        if (bytes.empty()) return usage("--input " + path + " is missing or empty");
+        opt.input.resize(bytes.size());
+        std::memcpy(opt.input.data(), bytes.data(), bytes.size());
+    }
     if (opt.processes) {
         if (opt.peers > max_process_peers)
             return usage(fmt::format("--processes runs at most {} peers (one process each); use the in-process mode for more",

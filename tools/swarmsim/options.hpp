@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pixtream::swarmsim {
 
@@ -31,6 +32,8 @@ struct options {
     std::string tracker_exe;
     std::string source_exe;
     std::string peer_exe;
+    // --processes: feed the source this file (looped) at --rate instead of pseudo-random bytes.
+    std::vector<std::byte> input;
 };
 
 }  // namespace pixtream::swarmsim

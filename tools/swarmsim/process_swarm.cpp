@@ -503,19 +503,22 @@ asio::awaitable<void> process_swarm::start_core(process_swarm* self) {
     asio::co_spawn(self->io_, sample_loop(self), net::log_errors("swarmsim: sampler"));
 }
 
-// The source's input: pseudo-random bytes at --rate, written every 20 ms, kept in fed_ first.
+// The source's input: pseudo-random bytes (or --input, looped) at --rate, written every 20 ms, kept in
+// fed_ first.
 asio::awaitable<void> process_swarm::feed(process_swarm* self) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     std::mt19937_64 gen(self->opt_.seed * 7919);
     std::vector<std::byte> block;
     std::uint64_t sent = 0;
+    const auto& file = self->opt_.input;
     auto next = self->t0_;
     while (!self->done_) {
         const double t = core::to_seconds(core::clock::now() - self->t0_);
         const auto due = static_cast<std::uint64_t>(self->opt_.rate_bps / 8 * t);
         if (due > sent) {
             block.resize(static_cast<std::size_t>(std::min<std::uint64_t>(due - sent, 1U << 20U)));
-            for (std::size_t i = 0; i < block.size(); i += 8) {
+            for (std::size_t i = 0; i < block.size() && !file.empty(); ++i) block[i] = file[(sent + i) % file.size()];
+            for (std::size_t i = 0; i < block.size() && file.empty(); i += 8) {
                 const auto v = gen();
                 for (std::size_t k = 0; k < 8 && i + k < block.size(); ++k) {
                     // No 0x47 (MPEG-TS sync) and no 'O' ("OggS"): the source's chunker must see raw bytes.
