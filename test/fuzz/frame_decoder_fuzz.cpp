@@ -136,6 +136,9 @@ std::vector<fuzz::seed> make_seeds() {
         add(std::string("one-") + wire::name_of(wire::type_of(m)) + "-" + std::to_string(one.size()),
             wire::max_frame_size, 0x01, {static_cast<std::uint16_t>(one.size() / 2)}, one);
     }
+    // An id beyond max_chunk_id: chunk_id_out_of_range.
+    add("id-out-of-range", wire::max_frame_size, 0x00, {},
+        fuzz::encode_all({fuzz::sample_handshake(), wire::have{core::chunk_id{wire::max_chunk_id + 1}}}));
     // A stream cut inside its last frame: nothing decoded from it, no error.
     add("partial-last-frame", wire::max_frame_size, 0x00, {},
         std::span<const std::byte>(all).first(all.size() - 5));

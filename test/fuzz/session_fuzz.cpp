@@ -198,14 +198,14 @@ std::vector<fuzz::seed> make_seeds() {
         fuzz::encode_all({fuzz::sample_handshake(), wire::keepalive{}, fuzz::sample_handshake()}));
     add("chunk-before-handshake", 0, {}, with_first(fuzz::sample_chunk(1, 300, 0)));
 
-    // The neighbour's window near the top of the id space, then HAVEs around it.
+    // The neighbour's window at the top of the ids the wire carries, HAVEs around it, then one beyond it.
     wire::bitmap high;
-    high.base = core::chunk_id{~std::uint64_t{0} - 20};
+    high.base = core::chunk_id{wire::max_chunk_id - 20};
     high.bit_count = 40;
     high.bits = {0xFF, 0x01, 0x80, 0x00, 0x81};
     add("window-near-top", 0, {},
-        fuzz::encode_all({fuzz::sample_handshake(), high, wire::have{core::chunk_id{~std::uint64_t{0}}},
-                          wire::have{core::chunk_id{3}}, wire::have{core::chunk_id{1ULL << 63U}}}));
+        fuzz::encode_all({fuzz::sample_handshake(), high, wire::have{core::chunk_id{wire::max_chunk_id}},
+                          wire::have{core::chunk_id{3}}, wire::have{core::chunk_id{wire::max_chunk_id + 1}}}));
     add("have-jumps", 0, {},
         fuzz::encode_all({fuzz::sample_handshake(), wire::have{core::chunk_id{5}}, wire::have{core::chunk_id{4100}},
                           wire::have{core::chunk_id{4101}}, wire::have{core::chunk_id{200000}},

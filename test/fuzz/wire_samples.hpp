@@ -61,7 +61,7 @@ inline std::vector<wire::message> sample_session() {
             b,
             wire::bitmap{core::chunk_id{5}, 0, {}},
             wire::have{core::chunk_id{1}},
-            wire::request{core::chunk_id{~std::uint64_t{0} - 1}},
+            wire::request{core::chunk_id{wire::max_chunk_id}},  // the largest id the wire carries
             wire::cancel{core::chunk_id{2}},
             wire::reject{core::chunk_id{3}},
             sample_chunk(77, 300, wire::chunk::flag_random_access),
