@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by the integration tests: temporary directories, ffmpeg media, the programs' start-up
-// lines, raw-TCP players, HTTP GETs, the output-equals-input check and bounded polling.
+// lines, raw-TCP players, HTTP GETs, the output-equals-input check (output_match.hpp) and bounded
+// polling.
+#include "output_match.hpp"
 #include "subprocess.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -132,17 +134,6 @@ inline std::string http_get(std::uint16_t port, const std::string& path) {
     while (!ec) reply.append(buf, s.read_some(boost::asio::buffer(buf), ec));
     const auto body = reply.find("\r\n\r\n");
     return body == std::string::npos ? "" : reply.substr(body + 4);
-}
-
-// The output must be: an optional prefix that is a piece of the input (the container headers
-// replayed for a player that joined late), then the input's tail from some offset to its end.
-// Returns the length of that tail, or 0 if the output is not of that form.
-inline std::size_t identical_tail(const std::string& out, const std::string& in) {
-    std::size_t m = 0;
-    while (m < out.size() && m < in.size() && out[out.size() - 1 - m] == in[in.size() - 1 - m]) ++m;
-    const auto prefix = out.substr(0, out.size() - m);
-    if (!prefix.empty() && in.find(prefix) == std::string::npos) return 0;
-    return m;
 }
 
 // Waits (bounded) until `cond` holds, checking every 20 ms: a poll on an observable condition.
