@@ -217,6 +217,7 @@ int main(int argc, char** argv) {
                                           {"max", l.empty() ? 0.0 : *std::max_element(l.begin(), l.end())}}},
             {"chunks_played", s.playout.played},
             {"chunks_skipped", s.playout.skipped},
+            {"chunks_late", s.playout.late},
             {"neighbours", s.neighbours},
             {"bytes_in", s.wire_bytes_in},
             {"bytes_out", s.wire_bytes_out},

@@ -91,7 +91,73 @@ BOOST_AUTO_TEST_CASE(missing_chunks_are_skipped_by_time_when_the_swarm_has_later
     ev = poll(p, t0 + 10s, s);
     BOOST_TEST_REQUIRE(ev.size() == 1U);
     BOOST_TEST((ev[0].what == peer::playout_event::kind::play));
-    BOOST_TEST(p.stats().continuity() == 2.0 / 6.0, boost::test_tools::tolerance(1e-9));
+    // 5 was due at 1.5 s and is played at 10 s: late. On time: only 0, of 6 that fell due.
+    BOOST_TEST(p.stats().late == 1U);
+    BOOST_TEST(p.stats().continuity() == 1.0 / 6.0, boost::test_tools::tolerance(1e-9));
+}
+
+// Played at its due time, or a little after (the caller's wake-up is never exact): on time.
+BOOST_AUTO_TEST_CASE(on_time_play_gives_full_continuity) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    for (std::uint64_t i = 0; i < 20; ++i) s.insert(make(i));
+    for (std::uint64_t i = 0; i < 20; ++i) {
+        const auto at = t0 + 1s + std::chrono::milliseconds(100 * i) + (i % 2 == 0 ? 0ms : 90ms);  // or 90 ms after
+        BOOST_TEST(poll(p, at, s).size() == 1U);
+    }
+    BOOST_TEST(p.stats().played == 20U);
+    BOOST_TEST(p.stats().late == 0U);
+    BOOST_TEST(p.stats().skipped == 0U);
+    BOOST_TEST(p.stats().continuity() == 1.0);
+}
+
+// The swarm (or the source) stalls: chunk 2 is neither held nor announced anywhere (the live edge
+// is 1) long after it fell due, so nothing is skipped; it arrives 3.8 s late and is played at once.
+// It fell due while the peer was playing and was not there: it counts against continuity.
+BOOST_AUTO_TEST_CASE(a_stall_with_nothing_later_announced_lowers_continuity) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    p.set_interval(100ms);
+    s.insert(make(0));
+    s.insert(make(1));
+    p.set_live_edge(core::chunk_id{1});
+    BOOST_TEST(poll(p, t0 + 1100ms, s).size() == 2U);  // 0 and 1 on time
+    BOOST_TEST(poll(p, t0 + 5s, s).empty());           // 2 (due at 1.2 s) nowhere: waited for
+    BOOST_TEST(p.stats().skipped == 0U);
+    s.insert(make(2));
+    s.insert(make(3));
+    p.set_live_edge(core::chunk_id{3});
+    const auto ev = poll(p, t0 + 5s, s);
+    BOOST_TEST_REQUIRE(ev.size() == 2U);
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::play));
+    BOOST_TEST(p.stats().played == 4U);
+    BOOST_TEST(p.stats().late == 2U);
+    BOOST_TEST(p.stats().skipped == 0U);
+    BOOST_TEST(p.stats().continuity() == 2.0 / 4.0, boost::test_tools::tolerance(1e-9));
+    // A chunk that comes before its due time after the stall is on time again.
+    s.insert(make(60));
+    BOOST_TEST(poll(p, t0 + 7s, s).size() == 57U);  // 4-59 skipped at 60's due time (7 s), 60 played
+    BOOST_TEST(p.stats().late == 2U);
+    BOOST_TEST(p.stats().skipped == 56U);
+}
+
+// The tolerance is a bound: played exactly that long after the due time is on time, any later is late.
+BOOST_AUTO_TEST_CASE(late_means_more_than_the_tolerance_after_the_due_time) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.set_late_tolerance(50ms);
+    BOOST_TEST((p.late_tolerance() == 50ms));
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    s.insert(make(0));
+    s.insert(make(1));
+    BOOST_TEST(poll(p, t0 + 1050ms, s).size() == 1U);  // 0: 50 ms after its due time
+    BOOST_TEST(p.stats().late == 0U);
+    BOOST_TEST(poll(p, t0 + 1151ms, s).size() == 1U);  // 1: 51 ms after
+    BOOST_TEST(p.stats().late == 1U);
+    BOOST_TEST(p.stats().continuity() == 0.5, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST((peer::playout::default_late_tolerance == 200ms));
 }
 
 // The source pauses (no neighbour has anything newer): nothing is skipped however long it lasts, and

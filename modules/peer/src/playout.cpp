@@ -62,8 +62,10 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
             playing_ = true;
         }
         if (c) {
-            if (due(*c) > now) return;
+            const auto due_at = due(*c);
+            if (due_at > now) return;
             ++stats_.played;
+            if (now - due_at > late_tolerance_) ++stats_.late;
             last_id_ = next_;
             last_ts_ = c->timestamp;
             out.push_back({playout_event::kind::play, next_, c});

@@ -4,12 +4,15 @@
 // Playback starts at the first random-access chunk at or after `start`, once the header chunk it
 // refers to (if any) is held. Chunk c is due at the steady time matching wall time c.timestamp +
 // lag: every chunk leaves with the same lag behind the source. A chunk still missing when a later
-// chunk falls due is skipped (counted: continuity = played / (played + skipped)). So is a missing chunk
-// when no later one is held yet but the swarm has later ones (set_live_edge) and, by the chunk interval
-// (set_interval) counted from the last chunk played, the chunk after it has been due for one more lag
-// (the slack covers a source that paused: its next chunk comes later than the interval says). The output so never
-// waits for a chunk that cannot arrive in time, and never stalls while the stream goes on; a pause of
-// the source itself (no later chunk anywhere) skips nothing.
+// chunk falls due is skipped. So is a missing chunk when no later one is held yet but the swarm has
+// later ones (set_live_edge) and, by the chunk interval (set_interval) counted from the last chunk
+// played, the chunk after it has been due for one more lag (the slack covers a source that paused:
+// its next chunk comes later than the interval says). The output so never waits for a chunk that
+// cannot arrive in time, and never stalls while the stream goes on; a pause of the source itself (no
+// later chunk anywhere) skips nothing.
+// A chunk played more than the late tolerance after its due time came late (a stall of the source or
+// of the swarm, whether or not anything later was announced) and counts as late. Every chunk that
+// fell due while playing counts: continuity = chunks played on time / (played + skipped).
 #include "pixtream/core/time.hpp"
 #include "pixtream/peer/chunk_store.hpp"
 
@@ -26,16 +29,23 @@ struct playout_event {
 };
 
 struct playout_stats {
-    std::uint64_t played = 0;
-    std::uint64_t skipped = 0;   // missed their deadline after playback started
+    std::uint64_t played = 0;       // every chunk played, on time or late
+    std::uint64_t late = 0;         // of those, played more than the late tolerance after their due time
+    std::uint64_t skipped = 0;      // missed their deadline after playback started
     std::uint64_t passed_over = 0;  // before the first random-access chunk (not counted against continuity)
+    // On-time plays / (plays + skips).
     double continuity() const noexcept {
-        return played + skipped == 0 ? 1.0 : static_cast<double>(played) / static_cast<double>(played + skipped);
+        return played + skipped == 0 ? 1.0
+                                     : static_cast<double>(played - late) / static_cast<double>(played + skipped);
     }
 };
 
 class playout {
 public:
+    // How long after its due time a chunk may be played and still count as on time (the wake-up of
+    // whoever polls is never exact).
+    static constexpr core::duration default_late_tolerance = std::chrono::milliseconds(200);
+
     // Begin with chunk `start`. A chunk with timestamp ts is due at steady time
     // now + (ts + lag - now_wall).
     void start(core::chunk_id start, core::duration lag, core::wall_micros now_wall, core::time_point now);
@@ -56,6 +66,8 @@ public:
     void set_interval(core::duration interval) noexcept { interval_ = interval; }
     // The newest chunk id some neighbour holds: chunks below it exist.
     void set_live_edge(core::chunk_id edge) noexcept;
+    void set_late_tolerance(core::duration d) noexcept { late_tolerance_ = d; }
+    core::duration late_tolerance() const noexcept { return late_tolerance_; }
     core::duration lag() const noexcept { return lag_; }
     const playout_stats& stats() const noexcept { return stats_; }
 
@@ -71,6 +83,7 @@ private:
     core::time_point steady_anchor_;
     core::wall_micros wall_anchor_ = 0;
     core::duration interval_{};
+    core::duration late_tolerance_ = default_late_tolerance;
     std::optional<core::chunk_id> live_edge_;
     core::chunk_id last_id_;         // the last chunk played, and its timestamp
     core::wall_micros last_ts_ = 0;
