@@ -5,9 +5,11 @@
 // A well-formed output is
 //   [header piece]  input[start, e1)  input[s2, e2)  ...  input[sk, end)      start < e1 <= s2 < ...
 // - the header piece is a container header replayed for a player that joined late (the output server
-//   sends the header chunk before the first random-access chunk): a piece of the input that starts
-//   at an MPEG-TS PAT packet or at an Ogg page opening a logical stream (BOS), at most `max_header`
-//   bytes, taken from earlier in the input than `start`;
+//   sends the header chunk before the first random-access chunk): a piece of the input, at most
+//   `max_header` bytes, from earlier in the input than `start`, that is MPEG-TS PSI/SI packets up to
+//   a PAT or Ogg pages from one opening a logical stream (BOS). (A player that got the input from its
+//   first byte and then lost data right after the header chunk looks the same: callers that know
+//   where a player started say so.)
 // - then pieces of the input in increasing order; the input between two pieces is a gap (chunks a
 //   peer skipped); a piece out of order or repeated, or bytes that are not in the input, make the
 //   output malformed (`problem`).
@@ -73,15 +75,22 @@ inline std::size_t common_prefix(std::string_view a, std::string_view b) noexcep
 
 inline unsigned byte_at(std::string_view s, std::size_t i) noexcept { return static_cast<unsigned char>(s[i]); }
 
-// Does `in` hold a container header at `at`: an MPEG-TS packet of PID 0 (PAT) starting a section,
-// or an Ogg page that begins a logical stream?
-inline bool header_starts_at(std::string_view in, std::size_t at) noexcept {
-    const auto rest = in.substr(at);
-    if (rest.size() >= 188 && byte_at(rest, 0) == 0x47 && (byte_at(rest, 1) & 0x40U) != 0 &&
-        (((byte_at(rest, 1) & 0x1FU) << 8U) | byte_at(rest, 2)) == 0) {
-        return true;
+inline unsigned ts_pid(std::string_view packet) noexcept {
+    return ((byte_at(packet, 1) & 0x1FU) << 8U) | byte_at(packet, 2);
+}
+
+// Is input[r) a container header chunk: MPEG-TS packets of PSI/SI (PIDs below 0x20) or null packets
+// up to a PAT (PID 0, starting a section), as the source cuts it (the PMTs follow), or Ogg pages
+// starting with one that begins a logical stream (BOS)?
+inline bool header_piece(std::string_view in, input_range r) noexcept {
+    const auto piece = in.substr(r.begin, r.size());
+    for (std::size_t at = 0; at + 188 <= piece.size() && byte_at(piece, at) == 0x47; at += 188) {
+        const auto pkt = piece.substr(at, 188);
+        const auto pid = ts_pid(pkt);
+        if (pid == 0 && (byte_at(pkt, 1) & 0x40U) != 0) return true;
+        if (pid >= 0x20 && pid != 0x1FFF) break;
     }
-    return rest.size() >= 27 && rest.substr(0, 4) == "OggS" && (byte_at(rest, 5) & 0x02U) != 0;
+    return piece.size() >= 27 && piece.substr(0, 4) == "OggS" && (byte_at(piece, 5) & 0x02U) != 0;
 }
 
 }  // namespace detail
@@ -137,7 +146,7 @@ inline output_match match_output(std::string_view out, std::string_view in, std:
         q = best_at + best_len;
     }
     std::size_t first = 0;
-    if (pieces.size() >= 2 && pieces[0].size() <= max_header && detail::header_starts_at(in, pieces[0].begin)) {
+    if (pieces.size() >= 2 && pieces[0].size() <= max_header && detail::header_piece(in, pieces[0])) {
         m.header = pieces[0];
         first = 1;
     }

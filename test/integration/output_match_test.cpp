@@ -15,15 +15,15 @@ namespace {
 constexpr std::size_t packet = 188;
 constexpr std::size_t packets = 2000;
 
-// An MPEG-TS-like input of random packets: packet 0 an SDT, 1 a PAT, 2 a PMT (the header chunk is
-// packets 1 and 2, as the source cuts it), the rest random payloads on a video PID.
+// An MPEG-TS-like input of random packets: packet 0 video, 1 an SDT, 2 a PAT, 3 a PMT (the header
+// chunk is packets 1 to 3, as the source cuts it), the rest random payloads on the video PID.
 std::string ts_input() {
     std::mt19937_64 gen(7);
     std::string s(packet * packets, '\0');
     for (auto& ch : s) ch = static_cast<char>(gen() & 0xFFU);
     for (std::size_t i = 0; i < packets; ++i) {
         auto* p = s.data() + i * packet;
-        const unsigned pid = i == 0 ? 0x11U : i == 1 ? 0x00U : i == 2 ? 0x1000U : 0x100U;
+        const unsigned pid = i == 1 ? 0x11U : i == 2 ? 0x00U : i == 3 ? 0x1000U : 0x100U;
         p[0] = 0x47;
         p[1] = static_cast<char>(0x40U | (pid >> 8U));
         p[2] = static_cast<char>(pid & 0xFFU);
@@ -59,12 +59,12 @@ BOOST_AUTO_TEST_CASE(the_input_from_an_offset_to_its_end_is_exact) {
     BOOST_TEST(!m.header.has_value());
 }
 
-// A late joiner: the header chunk (PAT + PMT) replayed, then the stream from a random-access chunk.
+// A late joiner: the header chunk (SDT, PAT, PMT) replayed, then the stream from a random-access chunk.
 BOOST_AUTO_TEST_CASE(a_replayed_header_then_the_tail_is_exact) {
-    const auto m = match_output(piece(1, 3) + piece(700, packets), input());
+    const auto m = match_output(piece(1, 4) + piece(700, packets), input());
     BOOST_TEST(m.exact(), m.describe());
     BOOST_TEST_REQUIRE(m.header.has_value());
-    BOOST_TEST((*m.header == input_range{packet, 3 * packet}));
+    BOOST_TEST((*m.header == input_range{packet, 4 * packet}));
     BOOST_TEST(m.start == 700 * packet);
 }
 
@@ -96,7 +96,7 @@ BOOST_AUTO_TEST_CASE(a_ten_percent_loss_in_the_first_half_is_a_gap) {
 
 // The same loss for a late joiner, behind its replayed header.
 BOOST_AUTO_TEST_CASE(a_loss_behind_a_replayed_header_is_a_gap) {
-    const auto m = match_output(piece(1, 3) + piece(400, 800) + piece(1000, packets), input());
+    const auto m = match_output(piece(1, 4) + piece(400, 800) + piece(1000, packets), input());
     BOOST_TEST(!m.exact());
     BOOST_TEST(m.header.has_value());
     BOOST_TEST_REQUIRE(m.gaps.size() == 1U, m.describe());
@@ -104,9 +104,9 @@ BOOST_AUTO_TEST_CASE(a_loss_behind_a_replayed_header_is_a_gap) {
 }
 
 // Data lost right after the first chunks is not mistaken for a header replay: the output begins with
-// the input's start (an SDT), not with a header chunk.
+// the input's first packet (video), not with a header chunk.
 BOOST_AUTO_TEST_CASE(a_loss_after_the_first_packets_is_a_gap_not_a_header) {
-    const auto m = match_output(piece(0, 3) + piece(200, packets), input());
+    const auto m = match_output(piece(0, 4) + piece(200, packets), input());
     BOOST_TEST(!m.exact());
     BOOST_TEST(!m.header.has_value());
     BOOST_TEST(m.start == 0U);
@@ -115,6 +115,7 @@ BOOST_AUTO_TEST_CASE(a_loss_after_the_first_packets_is_a_gap_not_a_header) {
 
 BOOST_AUTO_TEST_CASE(a_piece_longer_than_a_header_is_not_a_header) {
     const auto m = match_output(piece(1, 100) + piece(700, packets), input(), 4096);
+    BOOST_TEST(m.start == packet);
     BOOST_TEST(!m.exact());
     BOOST_TEST(!m.header.has_value());
     BOOST_TEST(m.gaps.size() == 1U, m.describe());
@@ -139,7 +140,7 @@ BOOST_AUTO_TEST_CASE(a_duplicated_piece_is_malformed) {
     BOOST_TEST(!match_output(piece(0, 500) + piece(490, packets), input()).in_order());
     // A whole piece played twice, and a repeated header in the middle of the stream.
     BOOST_TEST(!match_output(piece(0, 500) + piece(400, 500) + piece(500, packets), input()).in_order());
-    BOOST_TEST(!match_output(piece(1, 3) + piece(700, 800) + piece(1, 3) + piece(800, packets), input()).in_order());
+    BOOST_TEST(!match_output(piece(1, 4) + piece(700, 800) + piece(1, 4) + piece(800, packets), input()).in_order());
 }
 
 BOOST_AUTO_TEST_CASE(a_corrupt_byte_is_malformed) {
