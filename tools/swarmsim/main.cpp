@@ -1,6 +1,10 @@
 // swarmsim: runs a whole swarm on loopback in one process (a tracker, a source and N peers on one
 // io_context, real TCP between them) and reports the metrics of DESIGN.md. With --processes it runs
 // the real programs instead, one process each (process_swarm.hpp).
+//
+// In this process the player side is each node's playback callback: continuity, startup and lag come
+// from what it delivered and when (the nodes' own counters are diagnostics), and `measured` holds
+// what the nodes really uploaded and the players really got over the steady part of the run.
 #include "pixtream/net/net.hpp"
 #include "pixtream/peer/node.hpp"
 #include "pixtream/tracker/client.hpp"
@@ -33,6 +37,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <random>
 
@@ -56,6 +61,28 @@ std::uint64_t hash_bytes(const std::vector<std::byte>& b) {
     return h;
 }
 
+// What the source produced: chunk id -> payload hash and source timestamp.
+struct produced_chunk {
+    std::uint64_t hash = 0;
+    core::wall_micros timestamp = 0;
+};
+
+// One chunk handed to the player (the playback callback), and when.
+struct delivery {
+    std::uint64_t id = 0;
+    core::wall_micros timestamp = 0;  // the chunk's source timestamp
+    core::wall_micros at = 0;         // wall clock at the callback
+};
+
+// Player-side continuity: of the chunks produced from the first one played on, those that fell due
+// by `until` (due: the first play's time + the chunk's timestamp offset from the first one's, plus
+// the playout's late tolerance), how many the player got by then.
+struct player_continuity {
+    std::uint64_t due = 0;
+    std::uint64_t on_time = 0;
+    double value() const noexcept { return due == 0 ? 1.0 : static_cast<double>(on_time) / static_cast<double>(due); }
+};
+
 // One simulated viewer over its life in the run.
 struct sim_peer {
     int index = 0;
@@ -70,8 +97,16 @@ struct sim_peer {
     double online_s = 0;
     std::optional<double> startup_s;
     std::vector<double> lags;
-    std::uint64_t mismatches = 0;  // played chunks whose bytes differ from the source's
+    std::vector<delivery> delivered;  // in order, ids increasing
+    std::uint64_t played_bytes = 0;
+    std::uint64_t mismatches = 0;  // played chunks whose bytes differ from the source's, or out of order
+    core::wall_micros stopped_wall = 0;
+    double stopped_s = 0;
     peer::node_stats final_stats;
+    // The measurement window (see simulation::open_window): counters when this peer entered it.
+    std::optional<double> window_from_s;
+    std::uint64_t window_wire_out = 0;
+    std::uint64_t window_played_bytes = 0;
 };
 
 class simulation {
@@ -89,6 +124,8 @@ private:
     void stop_peer(sim_peer& p);
     double elapsed() const { return core::to_seconds(core::clock::now() - t0_); }
     void sample();
+    void open_window(double t);
+    player_continuity continuity_of(const sim_peer& p, core::wall_micros until) const;
 
     asio::io_context& io_;
     options opt_;
@@ -100,12 +137,17 @@ private:
     std::shared_ptr<peer::node> source_;
     std::shared_ptr<tracker::client> source_announcer_;
     std::vector<std::unique_ptr<sim_peer>> peers_;
-    std::unordered_map<std::uint64_t, std::uint64_t> hashes_;  // chunk id -> payload hash
+    std::map<std::uint64_t, produced_chunk> produced_;  // by chunk id
     std::uint64_t produced_bytes_ = 0;
     std::size_t chunk_bytes_ = 0;
     bool done_ = false;
     std::vector<series_point> series_;
     std::deque<std::pair<double, std::uint64_t>> out_history_;  // (t, bytes all peers sent)
+    // The measurement window: from when every peer has joined and filled its buffer to the end.
+    double window_at_s_ = 0;
+    std::optional<double> window_from_s_;
+    std::uint64_t source_window_wire_out_ = 0;
+    double end_s_ = 0;
 };
 
 void simulation::start_peer(sim_peer& p) {
@@ -122,10 +164,17 @@ void simulation::start_peer(sim_peer& p) {
     c.seed = rng_();
     p.node = std::make_shared<peer::node>(io_.get_executor(), c);
     p.node->on_playback({[this, &p](const wire::chunk_ptr& ch) {
+                             const auto now = wall_now();
                              if (!p.startup_s) p.startup_s = core::to_seconds(core::clock::now() - p.started);
-                             p.lags.push_back(static_cast<double>(static_cast<std::int64_t>(wall_now() - ch->timestamp)) / 1e6);
-                             const auto it = hashes_.find(ch->id.value());
-                             if (it == hashes_.end() || it->second != hash_bytes(ch->payload)) ++p.mismatches;
+                             p.lags.push_back(static_cast<double>(static_cast<std::int64_t>(now - ch->timestamp)) / 1e6);
+                             const auto it = produced_.find(ch->id.value());
+                             if (it == produced_.end() || it->second.hash != hash_bytes(ch->payload)) ++p.mismatches;
+                             if (!p.delivered.empty() && ch->id.value() <= p.delivered.back().id) {
+                                 ++p.mismatches;  // repeated or out of order: not the source's stream
+                                 return;
+                             }
+                             p.delivered.push_back({ch->id.value(), ch->timestamp, now});
+                             p.played_bytes += ch->payload.size();
                          },
                          nullptr, nullptr});
     tracker::client_config t;
@@ -142,6 +191,7 @@ void simulation::start_peer(sim_peer& p) {
     });
     p.started = core::clock::now();
     p.running = true;
+    if (window_from_s_) p.window_from_s = elapsed();  // its counters start at 0
     asio::co_spawn(io_, p.node->run(), net::log_errors("swarmsim: peer"));
     asio::co_spawn(io_, p.announcer->run(), net::log_errors("swarmsim: announcer"));
 }
@@ -150,6 +200,8 @@ void simulation::stop_peer(sim_peer& p) {
     if (!p.running) return;
     p.final_stats = p.node->stats();
     p.online_s = core::to_seconds(core::clock::now() - p.started);
+    p.stopped_wall = wall_now();
+    p.stopped_s = elapsed();
     p.announcer->stop();
     p.node->stop();
     p.running = false;
@@ -172,7 +224,7 @@ asio::awaitable<void> simulation::produce(simulation* self) {
             for (std::size_t k = 0; k < 8 && i + k < c.payload.size(); ++k) c.payload[i + k] = static_cast<std::byte>(v >> (8 * k));
         }
         wire::sign_chunk(c, self->key_.secret);
-        self->hashes_[c.id.value()] = hash_bytes(c.payload);
+        self->produced_[c.id.value()] = {hash_bytes(c.payload), c.timestamp};
         self->produced_bytes_ += c.payload.size();
         self->source_->publish(std::make_shared<const wire::chunk>(std::move(c)));
         next += core::from_seconds(self->opt_.chunk_seconds);
@@ -181,21 +233,54 @@ asio::awaitable<void> simulation::produce(simulation* self) {
     }
 }
 
+player_continuity simulation::continuity_of(const sim_peer& p, core::wall_micros until) const {
+    player_continuity c;
+    if (p.delivered.empty()) return c;
+    const auto tolerance = std::chrono::duration_cast<std::chrono::microseconds>(peer::playout::default_late_tolerance).count();
+    const auto& first = p.delivered.front();
+    auto d = p.delivered.begin();
+    for (auto it = produced_.lower_bound(first.id); it != produced_.end(); ++it) {
+        const auto deadline = static_cast<std::int64_t>(first.at) +
+                              (static_cast<std::int64_t>(it->second.timestamp) - static_cast<std::int64_t>(first.timestamp)) +
+                              tolerance;
+        if (deadline > static_cast<std::int64_t>(until)) break;  // not due yet (timestamps grow with ids)
+        ++c.due;
+        while (d != p.delivered.end() && d->id < it->first) ++d;
+        if (d != p.delivered.end() && d->id == it->first && static_cast<std::int64_t>(d->at) <= deadline) ++c.on_time;
+    }
+    return c;
+}
+
+// Every peer has joined and had its buffer's time to start: counters from here on show the swarm
+// in its steady state.
+void simulation::open_window(double t) {
+    window_from_s_ = t;
+    source_window_wire_out_ = source_->stats().wire_bytes_out;
+    for (auto& p : peers_) {
+        if (!p->running) continue;
+        p->window_from_s = t;
+        p->window_wire_out = p->node->stats().wire_bytes_out;
+        p->window_played_bytes = p->played_bytes;
+    }
+}
+
 void simulation::sample() {
     std::vector<double> lags;
     double cont = 0;
     int playing = 0;
     std::uint64_t out = 0;
+    const auto now = wall_now();
     for (const auto& p : peers_) {
         if (!p->running) continue;
         const auto s = p->node->stats();
         out += s.wire_bytes_out;
-        if (s.playout.played == 0) continue;
+        if (p->delivered.empty()) continue;
         ++playing;
-        cont += s.playout.continuity();
+        cont += continuity_of(*p, now).value();
         if (!p->lags.empty()) lags.push_back(p->lags.back());
     }
     const double t = elapsed();
+    if (!window_from_s_ && t >= window_at_s_) open_window(t);
     const int running = static_cast<int>(std::count_if(peers_.begin(), peers_.end(), [](const auto& p) { return p->running; }));
     // Upload over the last second (samples come every 250 ms, chunks every chunk_seconds).
     out_history_.emplace_back(t, out);
@@ -235,6 +320,7 @@ asio::awaitable<void> simulation::drive(simulation* self) {
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     end_progress(self->opt_);
+    self->end_s_ = self->elapsed();
     self->done_ = true;
     for (auto& p : self->peers_) self->stop_peer(*p);
     self->source_announcer_->stop();
@@ -245,6 +331,7 @@ asio::awaitable<void> simulation::drive(simulation* self) {
 void simulation::run() {
     t0_ = core::clock::now();
     chunk_bytes_ = static_cast<std::size_t>(opt_.rate_bps / 8 * opt_.chunk_seconds);
+    window_at_s_ = std::min(opt_.join_window + opt_.buffer + 1, opt_.duration / 2);
     tracker::registry_config rc;
     rc.interval = core::seconds(5);
     rc.seed = opt_.seed;
@@ -301,6 +388,7 @@ void simulation::run() {
 
 boost::json::object simulation::report() const {
     std::vector<double> continuity;
+    std::vector<double> node_continuity;
     std::vector<double> startup;
     std::vector<double> lags;
     std::vector<double> caps;
@@ -309,9 +397,18 @@ boost::json::object simulation::report() const {
     std::uint64_t payload_out = 0;
     int never_played = 0;
     swarm::scheduler_stats sched;
+    peer::playout_stats playout;
+    player_continuity player;
     std::uint64_t duplicates = 0;
     std::uint64_t rejects_sent = 0;
     double busy = 0;  // sum over peers of payload sent / (cap * time online)
+    // The measurement window: each peer's upload against its cap, and what its player got.
+    std::vector<double> upload_bps;
+    std::vector<double> upload_over_cap;
+    double window_cap_bits = 0;     // sum of cap x time in the window
+    double window_out_bits = 0;     // bits uploaded in the window
+    double window_played_bits = 0;  // bits the players got in the window
+    double window_peer_s = 0;       // peer-seconds in the window
     for (const auto& p : peers_) {
         caps.push_back(p->cap_bps);
         const auto& s = p->final_stats;
@@ -320,25 +417,45 @@ boost::json::object simulation::report() const {
         sched.timeouts += s.scheduler.timeouts;
         sched.rejects += s.scheduler.rejects;
         sched.missed_deadline += s.scheduler.missed_deadline;
+        playout.played += s.playout.played;
+        playout.skipped += s.playout.skipped;
+        playout.late += s.playout.late;
         duplicates += s.duplicate_chunks;
         rejects_sent += s.rejects_sent;
         if (p->online_s > 0) busy += static_cast<double>(s.payload_bytes_out) * 8 / (p->cap_bps * p->online_s);
         wire_out += s.wire_bytes_out;
         payload_out += s.payload_bytes_out;
         identical = identical && p->mismatches == 0;
-        if (s.playout.played == 0) {
+        if (p->window_from_s) {
+            const double online = p->stopped_s - *p->window_from_s;
+            if (online >= 2) {
+                const double bits = static_cast<double>(s.wire_bytes_out - p->window_wire_out) * 8;
+                upload_bps.push_back(bits / online);
+                upload_over_cap.push_back(bits / online / p->cap_bps);
+                window_cap_bits += p->cap_bps * online;
+                window_out_bits += bits;
+                window_played_bits += static_cast<double>(p->played_bytes - p->window_played_bytes) * 8;
+                window_peer_s += online;
+            }
+        }
+        if (p->delivered.empty()) {
             // A peer that had enough time and played nothing counts as continuity 0.
             if (p->left || opt_.duration - p->start_s < opt_.buffer + 5) continue;
             ++never_played;
             continuity.push_back(0);
+            node_continuity.push_back(s.playout.continuity());
             continue;
         }
-        continuity.push_back(s.playout.continuity());
+        const auto c = continuity_of(*p, p->stopped_wall);
+        player.due += c.due;
+        player.on_time += c.on_time;
+        continuity.push_back(c.value());
+        node_continuity.push_back(s.playout.continuity());
         if (opt_.per_peer)
-            std::cout << fmt::format("peer {:3d} start {:5.2f} in {:4d} dup {:3d} out {:4d} req {:4d} done {:4d} unsol {:3d} to {:3d} rej {:3d} miss {:4d} played {:4d} skipped {:4d} nb {}\n",
+            std::cout << fmt::format("peer {:3d} start {:5.2f} in {:4d} dup {:3d} out {:4d} req {:4d} done {:4d} unsol {:3d} to {:3d} rej {:3d} miss {:4d} played {:4d} skipped {:4d} late {:4d} due {:4d} on_time {:4d} nb {}\n",
                                      p->index, p->start_s, s.chunks_in, s.duplicate_chunks, s.chunks_out, s.scheduler.requests, s.scheduler.completed,
                                      s.scheduler.unsolicited, s.scheduler.timeouts, s.scheduler.rejects, s.scheduler.missed_deadline,
-                                     s.playout.played, s.playout.skipped, s.neighbours);
+                                     s.playout.played, s.playout.skipped, s.playout.late, c.due, c.on_time, s.neighbours);
         if (p->startup_s) startup.push_back(*p->startup_s);
         lags.insert(lags.end(), p->lags.begin(), p->lags.end());
     }
@@ -351,15 +468,45 @@ boost::json::object simulation::report() const {
     for (std::size_t i = 0; i < static_cast<std::size_t>(opt_.peers) && i < peers_.size(); ++i) sum_u += peers_[i]->cap_bps;
     const double median_cap = quantile(caps, 0.5);
     const double chunk_tx = static_cast<double>(chunk_bytes_) * 8 / median_cap;
-    const double mean = continuity.empty() ? 0 : std::accumulate(continuity.begin(), continuity.end(), 0.0) / static_cast<double>(continuity.size());
+    const double capacity = std::min(u_s, (u_s + sum_u) / n);
+    auto mean_of = [](const std::vector<double>& v) {
+        return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    };
+    auto min_of = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); };
+    auto max_of = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
+
+    // The source in the window (a capped source's uplink is part of the capacity).
+    const double window_s = window_from_s_ ? end_s_ - *window_from_s_ : 0.0;
+    boost::json::value source_bps = nullptr;
+    boost::json::value source_over_cap = nullptr;
+    if (window_s > 0) {
+        const double bits = static_cast<double>(src.wire_bytes_out - source_window_wire_out_) * 8;
+        source_bps = bits / window_s;
+        if (opt_.source_cap_bps > 0) {
+            source_over_cap = bits / window_s / opt_.source_cap_bps;
+            window_cap_bits += opt_.source_cap_bps * window_s;
+            window_out_bits += bits;
+        }
+    }
+    const double stream_bps = window_peer_s > 0 ? window_played_bits / window_peer_s : 0.0;
+    boost::json::object measured{
+        {"window_s", window_from_s_ ? boost::json::value(boost::json::array{*window_from_s_, end_s_}) : boost::json::value(nullptr)},
+        {"peers", upload_bps.size()},
+        {"peer_upload_bps", stats3(upload_bps)},
+        {"peer_upload_over_cap", boost::json::object{{"mean", mean_of(upload_over_cap)}, {"max", max_of(upload_over_cap)}}},
+        {"source_upload_bps", source_bps},
+        {"source_upload_over_cap", source_over_cap},
+        {"upload_utilisation", window_cap_bits > 0 ? window_out_bits / window_cap_bits : 0.0},
+        {"stream_bps", stream_bps},
+        {"rate_over_capacity", stream_bps / capacity},
+    };
     return boost::json::object{
         {"config", boost::json::object{{"peers", opt_.peers}, {"duration_s", opt_.duration}, {"rate_bps", opt_.rate_bps},
                                        {"upload_cap_bps", boost::json::array{opt_.cap_min_bps, opt_.cap_max_bps}},
                                        {"source_cap_bps", opt_.source_cap_bps}, {"churn", opt_.churn},
                                        {"buffer_s", opt_.buffer}, {"upload_backlog_s", opt_.upload_backlog}, {"chunk_seconds", opt_.chunk_seconds},
                                        {"seed", opt_.seed}, {"mode", "in-process"}}},
-        {"continuity", boost::json::object{{"mean", mean},
-                                           {"min", continuity.empty() ? 0.0 : *std::min_element(continuity.begin(), continuity.end())},
+        {"continuity", boost::json::object{{"mean", mean_of(continuity)}, {"min", min_of(continuity)},
                                            {"peers", continuity.size()}, {"never_played", never_played}}},
         {"startup_s", stats3(startup)},
         {"lag_s", stats3(lags)},
@@ -367,14 +514,19 @@ boost::json::object simulation::report() const {
         {"overhead_ratio", payload_out ? static_cast<double>(wire_out - payload_out) / static_cast<double>(payload_out) : 0.0},
         {"identical", identical},
         {"lag_bound_s", opt_.chunk_seconds + std::ceil(std::log2(std::max(2.0, n))) * chunk_tx},
-        {"capacity_bps", std::min(u_s, (u_s + sum_u) / n)},
+        {"capacity_bps", capacity},
         {"resource_index", (u_s + sum_u) / (n * opt_.rate_bps)},
+        {"measured", std::move(measured)},
         {"diagnostics", boost::json::object{{"requests", sched.requests}, {"duplicate_requests", sched.duplicate_requests},
                                             {"request_timeouts", sched.timeouts}, {"rejects", sched.rejects},
                                             {"missed_deadline", sched.missed_deadline}, {"duplicate_chunks", duplicates},
-                                            {"peer_upload_utilisation", peers_.empty() ? 0.0 : busy / static_cast<double>(peers_.size())}}},
+                                            {"peer_upload_utilisation", peers_.empty() ? 0.0 : busy / static_cast<double>(peers_.size())},
+                                            {"node_continuity", boost::json::object{{"mean", mean_of(node_continuity)}, {"min", min_of(node_continuity)}}},
+                                            {"chunks_played", playout.played}, {"chunks_skipped", playout.skipped},
+                                            {"chunks_late", playout.late}, {"player_chunks_due", player.due},
+                                            {"player_chunks_on_time", player.on_time}}},
         {"stream_bytes", produced_bytes_},
-        {"chunks", hashes_.size()},
+        {"chunks", produced_.size()},
     };
 }
 

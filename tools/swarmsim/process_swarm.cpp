@@ -139,6 +139,7 @@ struct peer_sample {
     double lag_max = 0;
     std::uint64_t played = 0;
     std::uint64_t skipped = 0;
+    std::uint64_t late = 0;
     std::uint64_t neighbours = 0;
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
@@ -192,6 +193,7 @@ peer_sample to_sample(const boost::json::object& o) {
     s.lag_max = number(o, "lag_s.max").value_or(0);
     s.played = counter(o, "chunks_played");
     s.skipped = counter(o, "chunks_skipped");
+    s.late = counter(o, "chunks_late");
     s.neighbours = counter(o, "neighbours");
     s.bytes_in = counter(o, "bytes_in");
     s.bytes_out = counter(o, "bytes_out");
@@ -841,6 +843,9 @@ boost::json::object process_swarm::report() const {
     std::uint64_t protocol_errors = 0;
     std::uint64_t bans = 0;
     std::uint64_t dropped_slow = 0;
+    std::uint64_t played = 0;
+    std::uint64_t skipped = 0;
+    std::uint64_t late = 0;
     std::uint64_t gaps = 0;
     std::uint64_t verified = 0;
     std::uint64_t player_bytes = 0;
@@ -883,14 +888,17 @@ boost::json::object process_swarm::report() const {
         protocol_errors += s.protocol_errors;
         bans += s.bans;
         dropped_slow += s.dropped_slow;
+        played += s.played;
+        skipped += s.skipped;
+        late += s.late;
         wire_out += s.bytes_out;
         payload_out += s.payload_out;
         if (p->online_s > 0) busy += static_cast<double>(s.payload_out) * 8 / (p->cap_bps * p->online_s);
         if (opt_.per_peer)
-            std::cout << fmt::format("peer {:3d} start {:5.2f} online {:5.1f} played {:4d} skipped {:4d} continuity {:.4f} "
+            std::cout << fmt::format("peer {:3d} start {:5.2f} online {:5.1f} played {:4d} skipped {:4d} late {:4d} continuity {:.4f} "
                                      "startup {:5.2f} lag {:.2f}/{:.2f}/{:.2f} in {:8d} out {:8d} dup {:3d} nb {:2d} "
                                      "output {:8d} gaps {:2d}{}{}{}\n",
-                                     p->index, p->start_s, p->online_s, s.played, s.skipped, s.continuity,
+                                     p->index, p->start_s, p->online_s, s.played, s.skipped, s.late, s.continuity,
                                      s.startup_s.value_or(-1), s.lag_p50, s.lag_p95, s.lag_max, s.payload_in, s.payload_out,
                                      s.duplicate_chunks, s.neighbours, p->out ? p->out->check.bytes() : 0,
                                      p->out ? p->out->check.gaps() : 0, p->left ? " (churned)" : "",
@@ -936,6 +944,9 @@ boost::json::object process_swarm::report() const {
         {"processes_started", processes_started_},
         {"peers_without_stats", no_stats},
         {"players_dropped_slow", dropped_slow},
+        {"chunks_played", played},
+        {"chunks_skipped", skipped},
+        {"chunks_late", late},
         {"player_errors", player_errors},
         {"player_http_replies", player_http_replies},
         {"output_bytes", player_bytes},

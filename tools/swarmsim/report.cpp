@@ -66,6 +66,14 @@ void print_table(const options& opt, const boost::json::object& r) {
         num(r.at("source_upload_ratio")), "overhead_ratio", num(r.at("overhead_ratio")), "identical",
         r.at("identical").as_bool() ? "yes" : "NO", "lag_bound_s", num(r.at("lag_bound_s")), "capacity_bps",
         num(r.at("capacity_bps")));
+    // In-process mode: what the nodes really uploaded and the players really got in the steady part.
+    if (const auto* m = r.if_contains("measured"); m && m->is_object()) {
+        const auto& mo = m->as_object();
+        std::cout << fmt::format("  {:<22} {:>10.3f}\n  {:<22} {:>10.3f}\n  {:<22} {:>10.3f} {:>10} {:>10.3f}\n",
+                                 "measured rate/capacity", num(mo.at("rate_over_capacity")), "upload utilisation",
+                                 num(mo.at("upload_utilisation")), "peer upload / cap", num(mo.at("peer_upload_over_cap").at("mean")),
+                                 "", num(mo.at("peer_upload_over_cap").at("max")));
+    }
 }
 
 void write_plot(const std::string& dir, const std::vector<series_point>& series) {
