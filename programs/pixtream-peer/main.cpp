@@ -109,10 +109,11 @@ int main(int argc, char** argv) {
         ("channel-key", po::value(&channel_key),
          "the channel's public key (64 hex digits): pins the source, whatever the tracker says")
         ("upload-limit", po::value(&upload_limit)->default_value(upload_limit),
-         "bytes per second uploaded to other peers at most (0: unlimited)")
+         "bytes per second uploaded to other peers at most (0: no cap). Not needed: the peer measures what its "
+         "uplink drains and paces and refuses requests from that; this only caps it further")
         ("upload-backlog", po::value(&upload_backlog)->default_value(upload_backlog),
-         "with --upload-limit: seconds of queued uploads beyond which requests are rejected at once, so that "
-         "neighbours ask someone else instead of waiting")
+         "seconds of waiting uploads (at the measured uplink rate) beyond which requests are rejected at once, "
+         "so that neighbours ask someone else instead of waiting")
         ("max-peers", po::value(&max_peers)->default_value(max_peers), "most peer connections")
         ("buffer", po::value(&buffer)->default_value(buffer),
          "seconds of stream held behind the live edge: more survives more trouble, less is closer to live")
@@ -229,6 +230,11 @@ int main(int argc, char** argv) {
                  : static_cast<double>(s.wire_bytes_in + s.wire_bytes_out - s.payload_bytes_in - s.payload_bytes_out) /
                        static_cast<double>(s.payload_bytes_in + s.payload_bytes_out)},
             {"upload_bps", s.upload_rate * 8},
+            {"uplink", boost::json::object{{"estimate_bps", s.uplink_estimate * 8},
+                                           {"pacing_bps", s.uplink_pacing * 8},
+                                           {"busy_intervals", s.uplink_busy_intervals},
+                                           {"kernel_unsent_bytes", s.kernel_unsent},
+                                           {"queued_bytes", s.upload_queued}}},
             {"download_bps", s.download_rate * 8},
             {"scheduler", boost::json::object{{"requests", s.scheduler.requests},
                                               {"duplicate_requests", s.scheduler.duplicate_requests},

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
     std::string key_file = "pixtream-source.key";
     std::size_t max_peers = 32;
     double upload_limit = 0;
+    double upload_budget = 1.3;
     double chunk_seconds = 0.5;
     std::size_t chunk_bytes = 64 * 1024;
     double linger = 10;
@@ -76,7 +77,11 @@ int main(int argc, char** argv) {
          "file holding the channel's signing key (created if absent); the channel is its public key")
         ("max-peers", po::value(&max_peers)->default_value(max_peers), "most peer connections")
         ("upload-limit", po::value(&upload_limit)->default_value(upload_limit),
-         "bytes per second uploaded to peers at most (0: unlimited)")
+         "bytes per second uploaded to peers at most (0: no cap). Not needed: the source measures what its uplink "
+         "drains and paces and refuses requests from that; this only caps it further")
+        ("upload-budget", po::value(&upload_budget)->default_value(upload_budget),
+         "upload at most this many times the stream rate (fresh chunks first, repairs within the rest), so that "
+         "the peers carry the swarm; 0: as much as the uplink drains")
         ("chunk-seconds", po::value(&chunk_seconds)->default_value(chunk_seconds), "longest time a chunk spans")
         ("chunk-bytes", po::value(&chunk_bytes)->default_value(chunk_bytes), "largest chunk payload")
         ("linger", po::value(&linger)->default_value(linger),
@@ -109,6 +114,8 @@ int main(int argc, char** argv) {
     if (chunk_bytes < 1024 || chunk_bytes > wire::max_chunk_payload)
         return usage_error(fmt::format("--chunk-bytes must be between 1024 and {}", wire::max_chunk_payload));
     if (rate < 0 || upload_limit < 0 || linger < 0) return usage_error("--rate, --upload-limit and --linger cannot be negative");
+    if (!(upload_budget == 0 || (upload_budget >= 1 && upload_budget <= 100)))
+        return usage_error("--upload-budget must be 0 or between 1 and 100 (times the stream rate)");
     if (channel.empty() || channel.size() > 64) return usage_error("--channel must be 1 to 64 characters");
 
     std::string error;
@@ -139,6 +146,7 @@ int main(int argc, char** argv) {
     ncfg.max_peers = max_peers;
     ncfg.target_peers = 0;  // the source does not dial out: peers come to it
     ncfg.upload_limit = upload_limit;
+    ncfg.source_budget = upload_budget;
     ncfg.seed = rd();
     std::shared_ptr<peer::node> node;
     std::shared_ptr<stream::output_server> output;
@@ -163,6 +171,11 @@ int main(int argc, char** argv) {
             {"source_upload_ratio",
              s.bytes_published == 0 ? 0.0 : static_cast<double>(s.wire_bytes_out) / static_cast<double>(s.bytes_published)},
             {"upload_bps", s.upload_rate * 8},
+            {"uplink", boost::json::object{{"estimate_bps", s.uplink_estimate * 8},
+                                           {"pacing_bps", s.uplink_pacing * 8},
+                                           {"busy_intervals", s.uplink_busy_intervals},
+                                           {"kernel_unsent_bytes", s.kernel_unsent},
+                                           {"queued_bytes", s.upload_queued}}},
             {"rejects_sent", s.rejects_sent},
             {"protocol_errors", s.protocol_errors},
             {"bans", s.bans},

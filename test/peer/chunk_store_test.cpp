@@ -18,6 +18,34 @@ wire::chunk_ptr make(std::uint64_t id, std::uint8_t flags = 0, std::size_t size 
 
 BOOST_AUTO_TEST_SUITE(chunk_store_suite)
 
+BOOST_AUTO_TEST_CASE(interval_comes_from_a_span_of_chunks_never_from_neighbours) {
+    peer::chunk_store s(64);
+    auto at = [](std::uint64_t id, std::uint64_t ts) {
+        auto c = make(id);
+        std::const_pointer_cast<wire::chunk>(c)->timestamp = ts;
+        return c;
+    };
+    BOOST_TEST(!s.interval().has_value());
+    // Two neighbouring chunks cut 20 ms apart (one cut early before a keyframe): no estimate.
+    s.insert(at(100, 10'000'000));
+    s.insert(at(101, 10'020'000));
+    BOOST_TEST(!s.interval().has_value());
+    // Chunks 97..101 at 0.5 s spacing except that last pair: 4 ids over 1.52 s.
+    s.insert(at(97, 8'500'000));
+    BOOST_REQUIRE(s.interval().has_value());
+    BOOST_TEST(*s.interval() == (10.02 - 8.5) / 4, boost::test_tools::tolerance(1e-9));
+    // Only the newest 32 ids count: an old chunk far back is not used.
+    s.insert(at(140, 30'000'000));
+    s.insert(at(136, 28'000'000));
+    BOOST_REQUIRE(s.interval().has_value());
+    BOOST_TEST(*s.interval() == 0.5, boost::test_tools::tolerance(1e-9));  // 136..140 (101 is 39 ids back)
+    // Timestamps that do not increase give nothing.
+    peer::chunk_store t(64);
+    t.insert(at(10, 5'000'000));
+    t.insert(at(20, 5'000'000));
+    BOOST_TEST(!t.interval().has_value());
+}
+
 BOOST_AUTO_TEST_CASE(window_slides_and_keeps_history_below_the_first_chunk) {
     peer::chunk_store s(64);
     BOOST_TEST(s.insert(make(1000)));     // first chunk: the window ends here

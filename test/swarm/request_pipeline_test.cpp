@@ -129,7 +129,8 @@ BOOST_AUTO_TEST_CASE(expire_frees_penalises_and_slows_the_estimate) {
 
 BOOST_AUTO_TEST_CASE(reject_frees_and_penalises_for_a_while) {
     pipeline_config c;
-    c.retry_penalty = 1s;
+    c.reject_penalty = 1s;
+    c.retry_penalty = 5s;  // for timeouts: not what a REJECT costs
     request_pipeline p(c);
     p.add_peer(peer(1));
     p.add(peer(1), cid(5), t0);

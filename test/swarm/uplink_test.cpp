@@ -62,9 +62,16 @@ BOOST_AUTO_TEST_CASE(an_idle_link_gives_a_lower_bound_only) {
     double waiting = 0;
     e.sample(0, false, t0);
     const auto end = drive(e, 1'000'000, 60'000, 5, t0, delivered, waiting);
-    BOOST_REQUIRE(e.capacity(end).has_value());
-    BOOST_TEST(*e.capacity(end) == 60'000, boost::test_tools::tolerance(0.05));
+    BOOST_TEST(!e.capacity(end).has_value());
+    BOOST_TEST(e.lower_bound(end) == 60'000, boost::test_tools::tolerance(0.05));
     BOOST_TEST(e.stats().busy_intervals == 0U);
+    BOOST_TEST(!e.saturated_recently(end));
+    // The policy never paces at a mere lower bound (that would throttle the node to its past
+    // demand), and drains at least at the assumed rate for the backlog bound.
+    upload_policy p;
+    p.estimator() = e;
+    BOOST_TEST(p.pacing_rate(end) == 0.0);
+    BOOST_TEST(p.drain_rate(end) == 125'000);
 }
 
 BOOST_AUTO_TEST_CASE(a_busy_measurement_outlives_the_window) {
@@ -77,6 +84,7 @@ BOOST_AUTO_TEST_CASE(a_busy_measurement_outlives_the_window) {
     now = drive(e, 150'000, 10'000, 30, now, delivered, waiting);  // quiet for three windows
     BOOST_REQUIRE(e.capacity(now).has_value());
     BOOST_TEST(*e.capacity(now) == 150'000, boost::test_tools::tolerance(0.05));
+    BOOST_TEST(!e.saturated_recently(now));  // remembered, but no longer a reason to pace
 }
 
 BOOST_AUTO_TEST_CASE(the_max_filter_follows_a_capacity_drop_after_its_window) {
@@ -130,7 +138,28 @@ BOOST_AUTO_TEST_CASE(rejects_when_the_backlog_outlasts_the_bound) {
     BOOST_TEST(p.backlog_seconds(25'000, end) == 0.5, boost::test_tools::tolerance(0.03));
     BOOST_TEST(!p.should_reject(20'000, end));
     BOOST_TEST(p.should_reject(30'000, end));
-    BOOST_TEST(p.pacing_rate(end) == 62'500, boost::test_tools::tolerance(0.03));
+    // Paced at the estimate while the link was recently the limit, probing at 1.25 x one interval in
+    // eight; once no busy interval is left in the window, not paced at all.
+    int probing = 0;
+    for (int i = 0; i < 16; ++i) {  // 8 s: still within the window
+        const double r = p.pacing_rate(end + core::milliseconds(500) * i);
+        if (r > 55'000) ++probing;
+        BOOST_TEST((std::abs(r - 50'000) < 1'500 || std::abs(r - 62'500) < 2'000));
+    }
+    BOOST_TEST(probing == 2);
+    BOOST_TEST(p.pacing_rate(end + core::seconds(11)) == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(the_kernel_holds_about_one_round_trip) {
+    upload_policy p;
+    // Unmeasured: the assumed 125 kB/s; 200 ms RTT + 100 ms margin, x 1.25: 46.9 kB.
+    BOOST_TEST(p.kernel_budget(core::milliseconds(200), t0) == 125'000 * 1.25 * 0.3, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(p.kernel_budget(core::milliseconds(0), t0) == 24 * 1024);  // the floor
+    std::uint64_t delivered = 0;
+    double waiting = 0;
+    p.estimator().sample(0, false, t0);
+    const auto end = drive(p.estimator(), 400'000, 800'000, 3, t0, delivered, waiting);
+    BOOST_TEST(p.kernel_budget(core::milliseconds(100), end) == 400'000 * 1.25 * 0.2, boost::test_tools::tolerance(0.03));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

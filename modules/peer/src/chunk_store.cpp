@@ -53,4 +53,19 @@ wire::chunk_ptr chunk_store::get(core::chunk_id id) const {
     return nullptr;
 }
 
+std::optional<double> chunk_store::interval(std::size_t min_span, std::size_t max_span) const {
+    const auto newest_id = newest();
+    if (!newest_id || min_span == 0) return std::nullopt;
+    const auto newest_chunk = get(*newest_id);
+    const auto lowest = newest_id->value() >= max_span ? *newest_id - max_span : core::chunk_id{0};
+    const auto from = lowest < map_.base() ? map_.base() : lowest;
+    const auto oldest_id = map_.next_set(from);
+    if (!oldest_id || !(*oldest_id < *newest_id)) return std::nullopt;
+    const auto span = static_cast<std::uint64_t>(distance(*oldest_id, *newest_id));
+    if (span < min_span) return std::nullopt;
+    const auto oldest_chunk = get(*oldest_id);
+    if (!newest_chunk || !oldest_chunk || newest_chunk->timestamp <= oldest_chunk->timestamp) return std::nullopt;
+    return static_cast<double>(newest_chunk->timestamp - oldest_chunk->timestamp) / 1e6 / static_cast<double>(span);
+}
+
 }  // namespace pixtream::peer

@@ -1,6 +1,7 @@
 #include "pixtream/peer/node.hpp"
 
 #include "pixtream/net/net.hpp"
+#include "pixtream/wire/codec.hpp"
 #include "pixtream/wire/signing.hpp"
 #include "session.hpp"
 
@@ -27,6 +28,22 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr core::duration pump_period = core::milliseconds(100);
 constexpr core::duration probe_timeout = core::seconds(3);
 constexpr core::duration header_retry = core::seconds(1);
+constexpr core::duration uplink_sample_period = core::milliseconds(50);
+// The chunk interval is measured over at least this many ids (and at most interval_max_span);
+// the join fetches this many chunks below the live edge first.
+constexpr std::size_t interval_min_span = 4;
+constexpr std::size_t interval_max_span = 32;
+// Joining when the swarm delivers the live edge late: lag = the newest chunk's age + this.
+constexpr core::duration join_margin = core::milliseconds(500);
+// Source: the upload budget may be spent a second ahead, and at least two full-size chunks at once.
+constexpr double budget_min_burst = 2.0 * (64 * 1024 + 256);
+
+swarm::uplink_config uplink_config_of(const node_config& cfg) {
+    swarm::uplink_config u;
+    u.max_rate = cfg.upload_limit;
+    u.max_backlog = cfg.max_upload_backlog;
+    return u;
+}
 
 core::wall_micros wall_now() {
     return static_cast<core::wall_micros>(
@@ -44,7 +61,10 @@ node::node(const asio::any_io_executor& ex, node_config cfg)
       pump_timer_(ex),
       connect_timer_(ex),
       store_(cfg_.store_capacity),
-      upload_bucket_(cfg_.upload_limit, std::max(cfg_.upload_limit * 0.25, 256.0 * 1024), core::clock::now()),
+      uplink_(uplink_config_of(cfg_)),
+      upload_bucket_(cfg_.upload_limit, static_cast<double>(uplink_.burst_bytes()), core::clock::now()),
+      uplink_timer_(ex),
+      budget_bucket_(0, 1, core::clock::now()),
       rng_(cfg_.seed) {
     acceptor_.open(cfg_.listen.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -67,6 +87,7 @@ void node::stop() {
     acceptor_.close(ignored);
     pump_timer_.cancel();
     connect_timer_.cancel();
+    uplink_timer_.cancel();
     std::vector<std::shared_ptr<session>> all(pending_.begin(), pending_.end());
     for (const auto& [id, s] : sessions_) all.push_back(s);
     for (const auto& s : all) s->close("node stopping");
@@ -81,6 +102,7 @@ asio::awaitable<void> node::run() {
     auto self = shared_from_this();
     asio::co_spawn(acceptor_.get_executor(), accept_loop(self), net::log_errors("peer: accept loop"));
     asio::co_spawn(acceptor_.get_executor(), connect_loop(self), net::log_errors("peer: connect loop"));
+    asio::co_spawn(acceptor_.get_executor(), uplink_loop(self), net::log_errors("peer: uplink sampler"));
     co_await pump(self);
 }
 
@@ -314,6 +336,11 @@ void node::on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c) {
     s->remote_map().advance_to_fit(c.id);
     s->remote_map().set(c.id);
     auto ptr = std::make_shared<const wire::chunk>(std::move(c));
+    if (spdlog::should_log(spdlog::level::trace)) {
+        const auto wall = wall_now();
+        spdlog::trace("peer: chunk {} from {}:{} age {} ms", ptr->id.value(), s->remote_ip(), s->remote_port(),
+                      ptr->timestamp < wall ? (wall - ptr->timestamp) / 1000 : 0);
+    }
     if (scheduler_) scheduler_->on_chunk(s->remote_id(), ptr->id, ptr->payload.size(), now);
     header_requests_.erase(ptr->id);
     if (!accept_chunk(ptr, s.get())) ++stats_.duplicate_chunks;
@@ -322,17 +349,35 @@ void node::on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c) {
 
 bool node::accept_chunk(const wire::chunk_ptr& c, const session* from) {
     if (!store_.insert(c)) return false;
-    // Chunk spacing, for deadlines and the join: a smoothed per-chunk interval.
-    if (const auto prev = store_.get(c->id - 1); prev && c->timestamp > prev->timestamp) {
-        const double sample = static_cast<double>(c->timestamp - prev->timestamp) / 1e6;
-        if (sample < 10.0) interval_s_ = 0.9 * interval_s_ + 0.1 * sample;
+    // Chunk spacing, for deadlines and skipping: the source's timestamps over a span of chunks.
+    if (const auto newest = store_.newest(); newest && *newest == c->id) {
+        if (const auto iv = store_.interval(interval_min_span, interval_max_span)) interval_s_ = std::clamp(*iv, 0.01, 10.0);
     }
-    for (const auto& [id, s] : sessions_) {
-        if (s.get() == from || s->knows(c->id)) continue;
-        s->send(wire::have{c->id});
+    // The source keeps a fresh chunk to itself beyond its pushes: announcing it would only invite
+    // requests it REJECTs (source_fresh_copies), a wasted round trip for every neighbour. It is
+    // announced once it is old enough to be served as a repair (announce_aged()).
+    if (cfg_.is_source && from == nullptr && !c->is_header() && cfg_.source_fresh > core::duration::zero()) {
+        unannounced_.push_back({core::clock::now(), c->id});
+        while (unannounced_.size() > 4096) unannounced_.pop_front();
+    } else {
+        announce(c->id, from);
     }
     if (scheduler_) scheduler_->set_have(c->id);
     return true;
+}
+
+void node::announce(core::chunk_id id, const session* from) {
+    for (const auto& [sid, s] : sessions_) {
+        if (s.get() == from || s->knows(id)) continue;
+        s->send(wire::have{id});
+    }
+}
+
+void node::announce_aged(core::time_point now) {
+    while (!unannounced_.empty() && now - unannounced_.front().first > cfg_.source_fresh) {
+        if (store_.has(unannounced_.front().second)) announce(unannounced_.front().second, nullptr);
+        unannounced_.pop_front();
+    }
 }
 
 bool node::may_serve(core::chunk_id id) {
@@ -349,16 +394,126 @@ bool node::may_serve(core::chunk_id id) {
     return true;
 }
 
+bool node::within_budget(core::chunk_id id) {
+    if (!cfg_.is_source || budget_bucket_.unlimited()) return true;
+    const auto c = store_.get(id);
+    if (!c || c->is_header()) return true;  // small, and every player needs it
+    return budget_bucket_.try_consume(static_cast<double>(wire::frame_size(*c)), core::clock::now());
+}
+
 bool node::upload_saturated() {
-    if (upload_bucket_.unlimited()) return false;
-    const double debt = std::max(0.0, -upload_bucket_.available(core::clock::now()));
-    const double backlog_s = (static_cast<double>(upload_queued_bytes_) + debt) / upload_bucket_.rate();
-    return backlog_s > core::to_seconds(cfg_.max_upload_backlog);
+    const auto now = core::clock::now();
+    const double debt = upload_bucket_.unlimited() ? 0.0 : std::max(0.0, -upload_bucket_.available(now));
+    const double waiting = static_cast<double>(upload_queued_bytes_ + kernel_unsent_total()) + debt;
+    return uplink_.should_reject(waiting, now);
+}
+
+bool node::make_room_for(core::chunk_id id) {
+    for (;;) {
+        session* victim = nullptr;
+        core::chunk_id stalest{};
+        for (const auto& [sid, s] : sessions_) {
+            const auto st = s->stalest_upload();
+            if (st && *st < id && (!victim || *st < stalest)) {
+                victim = s.get();
+                stalest = *st;
+            }
+        }
+        if (!victim) return false;
+        victim->displace(stalest);
+        if (!upload_saturated()) return true;
+    }
+}
+
+void node::push_done() noexcept {
+    if (pushes_queued_ > 0 && --pushes_queued_ == 0) {
+        for (const auto& [id, s] : sessions_) s->wake_writer();  // repairs held back may go now
+    }
+}
+
+session* node::next_slot_holder() const noexcept {
+    // Pushes first; then the freshest chunk: it has the fewest holders, and every neighbour that gets
+    // it can pass it on, while an old one is a repair that others can serve too.
+    session* best = nullptr;
+    std::pair<bool, core::chunk_id> best_key{};
+    for (auto* w : slot_waiters_) {
+        const auto head = w->next_upload();
+        if (!head) continue;
+        const std::pair<bool, core::chunk_id> key{w->has_push(), *head};
+        if (!best || best_key < key) {
+            best = w;
+            best_key = key;
+        }
+    }
+    return best;
+}
+
+bool node::take_upload_slot(session* s, bool push) {
+    (void)push;
+    const auto it = std::find(slot_waiters_.begin(), slot_waiters_.end(), s);
+    if (it == slot_waiters_.end()) slot_waiters_.push_back(s);
+    if (upload_slots_busy_ >= std::max<std::size_t>(cfg_.upload_slots, 1) || next_slot_holder() != s) return false;
+    std::erase(slot_waiters_, s);
+    ++upload_slots_busy_;
+    return true;
+}
+
+void node::release_upload_slot() noexcept {
+    if (upload_slots_busy_ > 0) --upload_slots_busy_;
+    if (auto* w = next_slot_holder()) w->wake_writer();
+}
+
+void node::forget_slot_waiter(session* s) noexcept {
+    const auto it = std::find(slot_waiters_.begin(), slot_waiters_.end(), s);
+    if (it == slot_waiters_.end()) return;
+    slot_waiters_.erase(it);
+    if (upload_slots_busy_ < std::max<std::size_t>(cfg_.upload_slots, 1)) {
+        if (auto* w = next_slot_holder()) w->wake_writer();
+    }
+}
+
+std::size_t node::kernel_outstanding_total() const {
+    std::size_t n = 0;
+    for (const auto& [id, s] : sessions_) n += s->kernel_outstanding();
+    return n;
+}
+
+std::size_t node::kernel_unsent_total() const {
+    std::size_t n = 0;
+    for (const auto& [id, s] : sessions_) n += s->kernel_unsent();
+    return n;
+}
+
+void node::sample_uplink(core::time_point now) {
+    for (const auto& [id, s] : sessions_) delivered_total_ += s->take_delivered();
+    const bool backlogged = upload_queued_bytes_ > 0 || kernel_unsent_total() > 0;
+    uplink_.estimator().sample(delivered_total_, backlogged, now);
+    if (cfg_.is_source && cfg_.source_budget > 0) {
+        // The budget follows the stream's measured rate; a second of it may be spent at once, at the
+        // link's full speed (pushes must not be slowed down by it).
+        const double budget = cfg_.source_budget * published_meter_.rate(now);
+        if (budget > 0 && budget_bucket_.unlimited()) {
+            budget_bucket_ = core::token_bucket(budget, std::max(budget, budget_min_burst), now);  // full
+        } else if (budget > 0 && std::abs(budget - budget_bucket_.rate()) > 0.02 * budget) {
+            budget_bucket_.set_rate(budget, std::max(budget, budget_min_burst), now);
+        }
+    }
+    const double rate = uplink_.pacing_rate(now);
+    if (rate != upload_bucket_.rate()) upload_bucket_.set_rate(rate, static_cast<double>(uplink_.burst_bytes()), now);
+}
+
+asio::awaitable<void> node::uplink_loop(std::shared_ptr<node> self) {
+    while (!self->stopping_) {
+        self->sample_uplink(core::clock::now());
+        self->uplink_timer_.expires_after(uplink_sample_period);
+        co_await self->uplink_timer_.async_wait(use_tuple);
+    }
 }
 
 void node::publish(wire::chunk_ptr c) {
     ++stats_.chunks_published;
     stats_.bytes_published += c->payload.size();
+    published_meter_.add(wire::frame_size(*c), core::clock::now());
     // Push to a few neighbours (round robin) before announcing it to the rest.
     std::vector<session*> targets;
     for (const auto& [id, s] : sessions_) {
@@ -367,6 +522,9 @@ void node::publish(wire::chunk_ptr c) {
     std::sort(targets.begin(), targets.end(), [](const session* a, const session* b) { return a->remote_id() < b->remote_id(); });
     const auto pushes = std::min(cfg_.push_fanout, targets.size());
     for (std::size_t i = 0; i < pushes; ++i) targets[(push_cursor_ + i) % targets.size()]->push(c);
+    if (!budget_bucket_.unlimited() && pushes > 0) {  // pushes always go; repairs get what is left
+        (void)budget_bucket_.reserve(static_cast<double>(pushes * wire::frame_size(*c)), core::clock::now());
+    }
     fresh_copies_[c->id] = {core::clock::now(), pushes};
     while (fresh_copies_.size() > 4096) fresh_copies_.erase(fresh_copies_.begin());
     if (!targets.empty()) push_cursor_ = (push_cursor_ + cfg_.push_fanout) % targets.size();
@@ -390,29 +548,33 @@ void node::join(core::time_point now) {
             if (const auto last = s->remote_map().last_set(); last && (!edge || *last > *edge)) edge = *last;
         }
         if (!edge) return;
-        // Fetch the two newest chunks first: their timestamps give the chunk interval.
+        // Fetch the newest chunks first, interval_min_span of them below the edge: the source's
+        // timestamps over that span give the chunk interval (two neighbours could be cut 10 ms apart).
         probe_edge_ = *edge;
         probe_started_ = now;
-        rebuild_scheduler(probe_edge_.value() > 0 ? probe_edge_ - 1 : probe_edge_);
+        rebuild_scheduler(probe_edge_.value() >= interval_min_span ? probe_edge_ - interval_min_span : core::chunk_id{0});
         join_ = join_state::probing;
         return;
     }
     if (join_ != join_state::probing) return;
-    // Any two chunks give the interval; the newest held one anchors the start and the lag. (Waiting
-    // for exactly E-1 and E could take a whole penalty period if one of them was rejected.)
+    // The newest held chunk anchors the start and the lag; the interval needs a span of chunks (any
+    // that arrived: waiting for exactly E-4 and E could take a penalty period if one was rejected).
     const auto newest_id = store_.newest();
     const auto newest = newest_id ? store_.get(*newest_id) : nullptr;
-    const auto older_id = newest_id ? store_.map().next_set(store_.map().base()) : std::nullopt;
-    const auto older = older_id && *older_id < *newest_id ? store_.get(*older_id) : nullptr;
-    if (!newest || (!older && now - probe_started_ <= probe_timeout)) return;
+    const auto span_interval = store_.interval(interval_min_span, interval_max_span);
+    if (!newest || (!span_interval && now - probe_started_ <= probe_timeout)) return;
     const auto anchor = newest;
-    if (older && newest->timestamp > older->timestamp) {
-        interval_s_ = std::clamp(static_cast<double>(newest->timestamp - older->timestamp) / 1e6 /
-                                     static_cast<double>(distance(older->id, newest->id)),
-                                 0.01, 10.0);
+    if (span_interval) {
+        interval_s_ = std::clamp(*span_interval, 0.01, 10.0);
+    } else if (const auto short_span = store_.interval(2, interval_max_span)) {
+        interval_s_ = std::clamp(*short_span, 0.01, 10.0);  // the probe timed out: the best there is
     }
-    const double buffer_s = core::to_seconds(cfg_.buffer);
-    const auto back = static_cast<std::uint64_t>(std::ceil(buffer_s / interval_s_));
+    // Start at the chunk due now (held ones play at once; older ones would be late).
+    const auto wall_at_join = wall_now();
+    const double anchor_age_s =
+        anchor->timestamp < wall_at_join ? static_cast<double>(wall_at_join - anchor->timestamp) / 1e6 : 0.0;
+    const double lag_s = std::max(core::to_seconds(cfg_.buffer), anchor_age_s + core::to_seconds(join_margin));
+    const auto back = static_cast<std::uint64_t>(std::max(0.0, std::floor((lag_s - anchor_age_s) / interval_s_)));
     auto start = anchor->id.value() >= back ? anchor->id - back : core::chunk_id{0};
     // Not before what the neighbours still hold.
     std::optional<core::chunk_id> lowest;
@@ -420,10 +582,12 @@ void node::join(core::time_point now) {
         if (const auto first = s->remote_map().next_set(core::chunk_id{0}); first && (!lowest || *first < *lowest)) lowest = first;
     }
     if (lowest && *lowest > start) start = *lowest;
-    // Every chunk leaves `buffer` behind the newest one's age now: the same lag for all.
+    // Every chunk leaves `buffer` after its source timestamp (the same lag for all), or, when the swarm
+    // delivers the newest chunk later than that, its age now plus a margin for the chunks after it.
     const auto wall = wall_now();
-    const auto age = anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0);
-    playout_.start(start, std::chrono::duration_cast<core::duration>(age) + cfg_.buffer, wall, now);
+    const auto age = std::chrono::duration_cast<core::duration>(
+        anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0));
+    playout_.start(start, std::max(cfg_.buffer, age + join_margin), wall, now);
     rebuild_scheduler(start);
     join_ = join_state::playing;
     spdlog::info("peer: joining at chunk {} (live edge {}, {:.2f} s per chunk, lag {:.2f} s)", start.value(),
@@ -478,6 +642,7 @@ asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
     while (!self->stopping_) {
         self->woken_ = false;
         const auto now = core::clock::now();
+        if (self->cfg_.is_source) self->announce_aged(now);
         if (!self->cfg_.is_source) {
             if (self->join_ != join_state::playing) self->join(now);
             if (self->join_ == join_state::playing) {
@@ -512,6 +677,7 @@ asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
             if (const auto t = self->scheduler_->next_timeout()) next = std::min(next, *t);
         }
         if (const auto t = self->playout_.next_deadline(self->store_)) next = std::min(next, *t);
+        if (!self->unannounced_.empty()) next = std::min(next, self->unannounced_.front().first + self->cfg_.source_fresh);
         self->pump_timer_.expires_at(std::max(next, now + core::milliseconds(1)));
         co_await self->pump_timer_.async_wait(use_tuple);
     }
@@ -524,7 +690,13 @@ node_stats node::stats() const {
     s.neighbours = sessions_.size();
     s.playout = playout_.stats();
     if (scheduler_) s.scheduler = scheduler_->stats();
-    s.upload_rate = up_meter_.rate(core::clock::now());
+    const auto now = core::clock::now();
+    s.upload_rate = up_meter_.rate(now);
+    s.uplink_estimate = uplink_.estimator().capacity(now).value_or(0.0);
+    s.uplink_pacing = upload_bucket_.rate();
+    s.uplink_busy_intervals = uplink_.estimator().stats().busy_intervals;
+    s.kernel_unsent = kernel_unsent_total();
+    s.upload_queued = upload_queued_bytes_;
     s.download_rate = down_meter_.rate(core::clock::now());
     return s;
 }

@@ -13,6 +13,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <array>
 
@@ -27,6 +32,7 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_size = 64 * 1024;
 constexpr core::duration write_timeout = core::seconds(30);
+constexpr core::duration kernel_poll = core::milliseconds(5);  // re-check of the kernel queues' budget
 
 }  // namespace
 
@@ -40,6 +46,50 @@ session::session(std::shared_ptr<node> owner, tcp::socket socket, bool outgoing)
       remote_ip_(net::remote_address(socket_)) {
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    const int lowat = static_cast<int>(owner_->cfg_.kernel_unsent_bytes);
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+}
+
+std::optional<core::chunk_id> session::next_upload() const noexcept {
+    if (!pushes_.empty()) return pushes_.front()->id;
+    if (!uploads_.empty() && owner_->pushes_queued_ == 0) {
+        // Its freshest requested chunk decides its turn, and is what it sends next.
+        return std::max_element(uploads_.begin(), uploads_.end(),
+                                [](const queued_upload& a, const queued_upload& b) { return a.id < b.id; })
+            ->id;
+    }
+    return std::nullopt;
+}
+
+std::size_t session::kernel_unsent() const noexcept {
+    int n = 0;
+    if (closed_ || ::ioctl(const_cast<tcp::socket&>(socket_).native_handle(), SIOCOUTQNSD, &n) != 0 || n < 0) return 0;
+    return static_cast<std::size_t>(n);
+}
+
+std::size_t session::kernel_outstanding() const noexcept {
+    int n = 0;
+    if (closed_ || ::ioctl(const_cast<tcp::socket&>(socket_).native_handle(), SIOCOUTQ, &n) != 0 || n < 0) return 0;
+    return static_cast<std::size_t>(n);
+}
+
+core::duration session::rtt() const noexcept {
+    ::tcp_info info{};
+    socklen_t len = sizeof info;
+    if (closed_ || ::getsockopt(const_cast<tcp::socket&>(socket_).native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+        return core::duration::zero();
+    }
+    return std::chrono::duration_cast<core::duration>(core::microseconds(info.tcpi_rtt));
+}
+
+std::uint64_t session::take_delivered() noexcept {
+    int queued = 0;
+    if (closed_ || ::ioctl(socket_.native_handle(), SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+    const auto q = static_cast<std::uint64_t>(queued);
+    const std::uint64_t delivered = bytes_written_ > q ? bytes_written_ - q : 0;
+    const std::uint64_t delta = delivered > delivered_seen_ ? delivered - delivered_seen_ : 0;
+    delivered_seen_ = std::max(delivered_seen_, delivered);
+    return delta;
 }
 
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
@@ -72,8 +122,11 @@ void session::close(const std::string& why) {
 void session::drop_queued() noexcept {
     for (const auto& u : uploads_) owner_->upload_queued_bytes_ -= u.bytes;
     for (const auto& c : pushes_) owner_->upload_queued_bytes_ -= wire::frame_size(*c);
+    const auto pushes = pushes_.size();
     uploads_.clear();
     pushes_.clear();
+    for (std::size_t i = 0; i < pushes; ++i) owner_->push_done();
+    owner_->forget_slot_waiter(this);
 }
 
 void session::notify_writer() noexcept {
@@ -87,6 +140,9 @@ void session::send(const wire::message& m) {
     wire::encode(m, bytes);
     control_bytes_ += bytes.size() + control_entry_overhead;
     control_.push_back(std::move(bytes));
+    const bool is_reject = std::holds_alternative<wire::reject>(m);
+    control_is_reject_.push_back(is_reject);
+    if (is_reject) ++queued_rejects_;
     if (control_bytes_ > max_control_bytes) {
         close("neighbour does not read: send queue overflow");
         return;
@@ -99,6 +155,7 @@ void session::push(wire::chunk_ptr c) {
     remote_map_.advance_to_fit(c->id);
     remote_map_.set(c->id);
     owner_->upload_queued_bytes_ += wire::frame_size(*c);
+    ++owner_->pushes_queued_;
     pushes_.push_back(std::move(c));
     notify_writer();
 }
@@ -113,7 +170,9 @@ void session::violation(const std::string& why) {
 }
 
 void session::requested(core::chunk_id id) {
-    if (uploads_.size() >= wire::max_requests_in_flight && ++excess_requests_ > max_excess_requests) {
+    // Unanswered requests: queued uploads and REJECTs not yet written (a neighbour that does not read
+    // its answers cannot hide a flood behind our REJECTs).
+    if (uploads_.size() + queued_rejects_ >= wire::max_requests_in_flight && ++excess_requests_ > max_excess_requests) {
         // A well-behaved neighbour never has more than max_requests_in_flight outstanding here.
         ++owner_->stats_.protocol_errors;
         violation("request flood: more than " + std::to_string(wire::max_requests_in_flight) + " requests outstanding, " +
@@ -121,16 +180,37 @@ void session::requested(core::chunk_id id) {
         return;
     }
     const auto c = owner_->store_.get(id);
-    if (closed_ || !c || uploads_.size() >= wire::max_requests_in_flight || owner_->upload_saturated() ||
-        !owner_->may_serve(id)) {
+    // Over the backlog bound, a fresher chunk still gets in by displacing the stalest one queued anywhere
+    // in the node (REJECTed, so its requester asks elsewhere): the queue stays bounded and fresh.
+    const bool room = !owner_->upload_saturated() || owner_->make_room_for(id);
+    if (closed_ || !c || uploads_.size() >= wire::max_requests_in_flight || !room || !owner_->may_serve(id) ||
+        !owner_->within_budget(id)) {
         ++owner_->stats_.rejects_sent;
+        spdlog::trace("peer: reject {} to {}:{}", id.value(), remote_ip_, remote_port_);
         send(wire::reject{id});
         return;
     }
+    spdlog::trace("peer: request {} from {}:{} queued", id.value(), remote_ip_, remote_port_);
     const auto bytes = wire::frame_size(*c);
     owner_->upload_queued_bytes_ += bytes;
     uploads_.push_back({id, bytes});
     notify_writer();
+}
+
+std::optional<core::chunk_id> session::stalest_upload() const noexcept {
+    if (uploads_.empty()) return std::nullopt;
+    return std::min_element(uploads_.begin(), uploads_.end(),
+                            [](const queued_upload& a, const queued_upload& b) { return a.id < b.id; })
+        ->id;
+}
+
+void session::displace(core::chunk_id id) {
+    const auto it = std::find_if(uploads_.begin(), uploads_.end(), [id](const queued_upload& u) { return u.id == id; });
+    if (it == uploads_.end()) return;
+    owner_->upload_queued_bytes_ -= it->bytes;
+    uploads_.erase(it);
+    ++owner_->stats_.rejects_sent;
+    send(wire::reject{id});
 }
 
 void session::cancelled(core::chunk_id id) {
@@ -145,35 +225,49 @@ bool session::next_frame(outgoing_frame& out) {
     if (!control_.empty()) {
         out.bytes = std::move(control_.front());
         control_.pop_front();
+        if (control_is_reject_.front()) --queued_rejects_;
+        control_is_reject_.pop_front();
         control_bytes_ -= out.bytes.size() + control_entry_overhead;
         return true;
     }
     // The source's pushes first: they are how fresh chunks enter the swarm at all.
     if (!pushes_.empty()) {
+        if (!owner_->take_upload_slot(this, true)) return false;  // woken when it is our turn
         out.chunk = std::move(pushes_.front());
         pushes_.pop_front();
         owner_->upload_queued_bytes_ -= wire::frame_size(*out.chunk);
+        out.pushed = true;
         return true;
     }
-    if (!uploads_.empty()) {
+    // Fresh chunks before repairs across the whole node: while a push waits anywhere, requested
+    // chunks wait too (push_done() wakes this writer).
+    while (!uploads_.empty() && owner_->pushes_queued_ == 0) {
+        // The freshest requested chunk first (see node::next_slot_holder).
+        const auto pick = std::max_element(uploads_.begin(), uploads_.end(),
+                                           [](const queued_upload& a, const queued_upload& b) { return a.id < b.id; });
+        std::iter_swap(pick, uploads_.begin());
         const auto u = uploads_.front();
-        uploads_.pop_front();
-        owner_->upload_queued_bytes_ -= u.bytes;
-        if (auto c = owner_->store_.get(u.id)) {
-            out.chunk = std::move(c);
-            out.requested = true;
+        auto c = owner_->store_.get(u.id);
+        if (!c) {
+            uploads_.pop_front();
+            owner_->upload_queued_bytes_ -= u.bytes;
+            ++owner_->stats_.rejects_sent;  // evicted since it was asked for
+            wire::encode(wire::reject{u.id}, out.bytes);
             return true;
         }
-        ++owner_->stats_.rejects_sent;  // evicted since it was asked for
-        wire::encode(wire::reject{u.id}, out.bytes);
+        if (!owner_->take_upload_slot(this, false)) return false;  // woken when it is our turn
+        uploads_.pop_front();
+        owner_->upload_queued_bytes_ -= u.bytes;
+        out.chunk = std::move(c);
+        out.requested = true;
         return true;
     }
+    owner_->forget_slot_waiter(this);  // nothing to upload (now): do not hold up the others
     return false;
 }
 
 asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
     auto& node = *self->owner_;
-    asio::steady_timer pace(self->socket_.get_executor());
     asio::steady_timer deadline(self->socket_.get_executor());
     self->last_sent_ = core::clock::now();
     while (!self->closed_) {
@@ -197,26 +291,14 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
         bool ok = true;
         if (f.chunk) {
             size = wire::frame_size(*f.chunk);
-            const auto wait = node.upload_bucket_.reserve(static_cast<double>(size), core::clock::now());
-            if (wait > core::duration::zero()) {
-                self->pacing_ = f.requested ? std::optional(f.chunk->id) : std::nullopt;
-                self->pacing_cancelled_ = false;
-                pace.expires_after(wait);
-                co_await pace.async_wait(use_tuple);
-                self->pacing_.reset();
-                if (self->closed_) break;
-                if (self->pacing_cancelled_) {  // no longer wanted: give the upload time to others
-                    node.upload_bucket_.refund(static_cast<double>(size), core::clock::now());
-                    continue;
-                }
-            }
-            const auto prefix = wire::encode_chunk_prefix(*f.chunk);
-            const std::array<asio::const_buffer, 3> parts{asio::buffer(prefix),
-                                                          asio::buffer(f.chunk->payload.data(), f.chunk->payload.size()),
-                                                          asio::buffer(f.chunk->sig)};
-            deadline.expires_after(write_timeout);
-            auto r = co_await (asio::async_write(self->socket_, parts, use_tuple) || deadline.async_wait(use_tuple));
-            ok = r.index() == 0 && !std::get<0>(std::get<0>(r));
+            spdlog::trace("peer: sending {} to {}:{}", f.chunk->id.value(), self->remote_ip_, self->remote_port_);
+            const auto result = co_await write_chunk(self, f.chunk, f.requested);
+            spdlog::trace("peer: sent {} to {}:{}", f.chunk->id.value(), self->remote_ip_, self->remote_port_);
+            node.release_upload_slot();
+            if (f.pushed) node.push_done();
+            if (result == write_result::cancelled) continue;
+            ok = result == write_result::written;
+            if (self->closed_) break;
             if (ok) {
                 node.stats_.payload_bytes_out += f.chunk->payload.size();
                 ++node.stats_.chunks_out;
@@ -229,6 +311,7 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
             auto r = co_await (asio::async_write(self->socket_, asio::buffer(f.bytes), use_tuple) ||
                                deadline.async_wait(use_tuple));
             ok = r.index() == 0 && !std::get<0>(std::get<0>(r));
+            if (ok) self->bytes_written_ += size;
         }
         if (!ok) {
             self->close("write failed or timed out");
@@ -238,6 +321,70 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
         node.up_meter_.add(size, core::clock::now());
         self->last_sent_ = core::clock::now();
     }
+}
+
+asio::awaitable<session::write_result> session::write_chunk(std::shared_ptr<session> self, wire::chunk_ptr c,
+                                                            bool requested) {
+    auto& node = *self->owner_;
+    asio::steady_timer pace(self->socket_.get_executor());
+    asio::steady_timer deadline(self->socket_.get_executor());
+    const auto prefix = wire::encode_chunk_prefix(*c);
+    const std::array<asio::const_buffer, 3> parts{asio::buffer(prefix), asio::buffer(c->payload.data(), c->payload.size()),
+                                                  asio::buffer(c->sig)};
+    const std::size_t total = asio::buffer_size(parts);
+    std::size_t done = 0;
+    while (done < total) {
+        // The kernel takes more once its unsent bytes are below TCP_NOTSENT_LOWAT.
+        deadline.expires_after(write_timeout);
+        auto w = co_await (self->socket_.async_wait(tcp::socket::wait_write, use_tuple) || deadline.async_wait(use_tuple));
+        if (self->closed_ || w.index() != 0 || std::get<0>(std::get<0>(w))) co_return write_result::failed;
+        const std::size_t slice = std::min(total - done, std::max<std::size_t>(node.uplink_.burst_bytes(), 1024));
+        // Keep what the kernel holds for all connections to about a round trip of the uplink.
+        while (!self->closed_ && static_cast<double>(node.kernel_outstanding_total() + slice) >
+                                     node.uplink_.kernel_budget(self->rtt(), core::clock::now())) {
+            if (self->kernel_outstanding() == 0 && node.kernel_outstanding_total() == 0) break;
+            pace.expires_after(kernel_poll);
+            co_await pace.async_wait(use_tuple);
+        }
+        if (self->closed_) co_return write_result::failed;
+        const auto wait = node.upload_bucket_.reserve(static_cast<double>(slice), core::clock::now());
+        if (wait > core::duration::zero()) {
+            const bool cancellable = requested && done == 0;
+            self->pacing_ = cancellable ? std::optional(c->id) : std::nullopt;
+            self->pacing_cancelled_ = false;
+            pace.expires_after(wait);
+            co_await pace.async_wait(use_tuple);
+            self->pacing_.reset();
+            if (self->closed_) co_return write_result::failed;
+            if (cancellable && self->pacing_cancelled_) {  // no longer wanted: give the upload time to others
+                node.upload_bucket_.refund(static_cast<double>(slice), core::clock::now());
+                co_return write_result::cancelled;
+            }
+        }
+        // The slice [done, done + slice) of the three parts.
+        std::array<asio::const_buffer, 3> sub{};
+        std::size_t n = 0;
+        std::size_t skip = done;
+        std::size_t want = slice;
+        for (const auto& p : parts) {
+            if (want == 0) break;
+            if (skip >= p.size()) {
+                skip -= p.size();
+                continue;
+            }
+            const std::size_t take = std::min(p.size() - skip, want);
+            sub[n++] = asio::buffer(static_cast<const std::byte*>(p.data()) + skip, take);
+            skip = 0;
+            want -= take;
+        }
+        deadline.expires_after(write_timeout);
+        auto r = co_await (asio::async_write(self->socket_, std::span(sub.data(), n), use_tuple) ||
+                           deadline.async_wait(use_tuple));
+        if (r.index() != 0 || std::get<0>(std::get<0>(r))) co_return write_result::failed;
+        done += slice;
+        self->bytes_written_ += slice;
+    }
+    co_return write_result::written;
 }
 
 asio::awaitable<void> session::reader(std::shared_ptr<session> self) {

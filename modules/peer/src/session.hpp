@@ -36,6 +36,21 @@ public:
     void cancelled(core::chunk_id id);
     // The neighbour broke the protocol: banned if it identified itself, else just disconnected.
     void violation(const std::string& why);
+    void wake_writer() noexcept { notify_writer(); }
+    // The chunk this session would upload next (its push, else its first requested chunk), if any.
+    std::optional<core::chunk_id> next_upload() const noexcept;
+    bool has_push() const noexcept { return !pushes_.empty(); }
+    // The oldest chunk queued for upload here, and dropping a queued upload with a REJECT.
+    std::optional<core::chunk_id> stalest_upload() const noexcept;
+    void displace(core::chunk_id id);
+
+    // Uplink measurement: bytes unsent in this socket's kernel queue (SIOCOUTQNSD), and the bytes the
+    // neighbour acknowledged since the last call (written minus still queued, SIOCOUTQ).
+    std::size_t kernel_unsent() const noexcept;
+    std::uint64_t take_delivered() noexcept;
+    // Bytes in this socket's kernel queue, sent or not (SIOCOUTQ), and its smoothed RTT (TCP_INFO).
+    std::size_t kernel_outstanding() const noexcept;
+    core::duration rtt() const noexcept;
 
     // The neighbour, once the handshake is done.
     const core::peer_id& remote_id() const noexcept { return remote_id_; }
@@ -55,10 +70,17 @@ private:
         std::vector<std::byte> bytes;  // an encoded small message
         wire::chunk_ptr chunk;         // or a chunk (pushed or requested)
         bool requested = false;        // the chunk answers a REQUEST (a CANCEL may withdraw it)
+        bool pushed = false;           // the source's push (counted in node::pushes_queued_ until written)
     };
 
     static boost::asio::awaitable<void> reader(std::shared_ptr<session> self);
     static boost::asio::awaitable<void> writer(std::shared_ptr<session> self);
+    // Writes a chunk frame in slices of at most `slice` bytes, each once the kernel wants more data
+    // (TCP_NOTSENT_LOWAT) and the pacing allows it. Before its first slice a requested chunk that the
+    // neighbour CANCELled is dropped (cancelled); afterwards the frame is finished.
+    enum class write_result { written, cancelled, failed };
+    static boost::asio::awaitable<write_result> write_chunk(std::shared_ptr<session> self, wire::chunk_ptr c,
+                                                            bool requested);
     void notify_writer() noexcept;
     bool next_frame(outgoing_frame& out);
     // Drops every queued chunk (closing): the node's upload backlog forgets them.
@@ -87,6 +109,8 @@ private:
     core::buffer_map remote_map_{core::buffer_map::max_capacity};
 
     std::deque<std::vector<std::byte>> control_;
+    std::deque<bool> control_is_reject_;  // per control_ entry: a REJECT (an answer to a request)
+    std::size_t queued_rejects_ = 0;      // REJECTs not yet written: requests still unanswered
     std::size_t control_bytes_ = 0;
     std::deque<wire::chunk_ptr> pushes_;
     std::deque<queued_upload> uploads_;
@@ -94,6 +118,8 @@ private:
     std::optional<core::chunk_id> pacing_;  // the requested chunk the writer waits to send
     bool pacing_cancelled_ = false;         // ... and the neighbour CANCELled it meanwhile
     core::time_point last_sent_{};
+    std::uint64_t bytes_written_ = 0;   // handed to the kernel, ever
+    std::uint64_t delivered_seen_ = 0;  // acknowledged, as of the last take_delivered()
 };
 
 }  // namespace pixtream::peer

@@ -24,6 +24,7 @@ pipeline_config clamped(pipeline_config c) noexcept {
     if (!(c.timeout_factor >= 1.0)) c.timeout_factor = 1.0;
     c.prior_chunk_time = std::max<core::duration>(c.prior_chunk_time, 1us);
     c.retry_penalty = std::max<core::duration>(c.retry_penalty, 0ms);
+    c.reject_penalty = std::max<core::duration>(c.reject_penalty, 0ms);
     return c;
 }
 
@@ -116,8 +117,8 @@ void request_pipeline::release(core::chunk_id id) noexcept {
     --total_;
 }
 
-void request_pipeline::penalise(peer_state& state, core::chunk_id id, core::time_point now) {
-    const auto until = now + config_.retry_penalty;
+void request_pipeline::penalise(peer_state& state, core::chunk_id id, core::time_point now, core::duration how_long) {
+    const auto until = now + how_long;
     for (auto& p : state.penalties) {
         if (p.id == id) {
             p.until = std::max(p.until, until);
@@ -173,7 +174,7 @@ bool request_pipeline::reject(const core::peer_id& peer, core::chunk_id id, core
     peer_state* state = nullptr;
     if (!take(peer, id, state)) return false;
     ++state->rejects;
-    penalise(*state, id, now);
+    penalise(*state, id, now, config_.reject_penalty);
     return true;
 }
 
@@ -195,7 +196,7 @@ void request_pipeline::expire(core::time_point now, std::vector<request_ref>& ou
             state.in_flight.erase(state.in_flight.begin() + static_cast<std::ptrdiff_t>(i));
             release(r.id);
             ++state.timeouts;
-            penalise(state, r.id, now);
+            penalise(state, r.id, now, config_.retry_penalty);
             out.push_back(request_ref{peer, r.id});
         }
     }

@@ -27,30 +27,52 @@ void uplink_estimator::sample(std::uint64_t delivered, bool backlogged, core::ti
         ++stats_.busy_intervals;
         last_busy_rate_ = rate;
     }
-    // Monotonic max queue: a new rate evicts every smaller one before it.
-    while (!window_.empty() && window_.back().rate <= rate) window_.pop_back();
-    window_.push_back({now, rate});
-    while (!window_.empty() && now - window_.front().at > cfg_.window) window_.pop_front();
+    push_max(all_, {now, rate}, cfg_.window);
+    if (busy_throughout_) {
+        push_max(busy_, {now, rate}, cfg_.window);
+        last_busy_at_ = now;
+    }
     interval_start_ = now;
     delivered_start_ = delivered;
     busy_throughout_ = backlogged;
 }
 
-std::optional<double> uplink_estimator::capacity(core::time_point now) const {
-    std::optional<double> best = last_busy_rate_;
-    for (const auto& m : window_) {
-        if (now - m.at > cfg_.window) continue;
-        best = best ? std::max(*best, m.rate) : m.rate;
-        break;  // the front is the largest in the window
+void uplink_estimator::push_max(std::deque<measurement>& q, measurement m, core::duration window) {
+    // Monotonic max queue: a new rate evicts every smaller one before it.
+    while (!q.empty() && q.back().rate <= m.rate) q.pop_back();
+    q.push_back(m);
+    while (!q.empty() && m.at - q.front().at > window) q.pop_front();
+}
+
+std::optional<double> uplink_estimator::front_in_window(const std::deque<measurement>& q, core::time_point now,
+                                                        core::duration window) {
+    for (const auto& m : q) {
+        if (now - m.at <= window) return m.rate;  // the first one in the window is its largest
     }
-    if (best && cfg_.max_rate > 0) best = std::min(*best, cfg_.max_rate);
-    if (best && *best <= 0) return std::nullopt;  // nothing moved yet: no measurement
+    return std::nullopt;
+}
+
+std::optional<double> uplink_estimator::capacity(core::time_point now) const {
+    if (!last_busy_rate_) return std::nullopt;
+    double best = front_in_window(busy_, now, cfg_.window).value_or(*last_busy_rate_);
+    best = std::max(best, lower_bound(now));
+    if (cfg_.max_rate > 0) best = std::min(best, cfg_.max_rate);
+    if (best <= 0) return std::nullopt;  // nothing moved: no measurement
     return best;
+}
+
+double uplink_estimator::lower_bound(core::time_point now) const {
+    return front_in_window(all_, now, cfg_.window).value_or(0.0);
+}
+
+bool uplink_estimator::saturated_recently(core::time_point now) const {
+    return last_busy_at_ && now - *last_busy_at_ <= cfg_.window;
 }
 
 double upload_policy::drain_rate(core::time_point now) const {
     const auto& cfg = estimator_.config();
-    double r = estimator_.capacity(now).value_or(cfg.assumed_rate);
+    const auto est = estimator_.capacity(now);
+    double r = est ? *est : std::max(estimator_.lower_bound(now), cfg.assumed_rate);
     if (cfg.max_rate > 0) r = std::min(r, cfg.max_rate);
     return std::max(r, 1.0);
 }
@@ -63,12 +85,22 @@ bool upload_policy::should_reject(double waiting_bytes, core::time_point now) co
     return backlog_seconds(waiting_bytes, now) > core::to_seconds(estimator_.config().max_backlog);
 }
 
+double upload_policy::kernel_budget(core::duration rtt, core::time_point now) const {
+    const auto& cfg = estimator_.config();
+    const double horizon = core::to_seconds(std::max(rtt, core::duration::zero()) + cfg.kernel_margin);
+    return std::max(static_cast<double>(cfg.kernel_min_bytes), drain_rate(now) * cfg.probe_gain * horizon);
+}
+
 double upload_policy::pacing_rate(core::time_point now) const {
     const auto& cfg = estimator_.config();
     const auto est = estimator_.capacity(now);
-    if (!est) return cfg.max_rate;
-    const double r = *est * cfg.pacing_gain;
-    return cfg.max_rate > 0 ? std::min(r, cfg.max_rate) : r;
+    const double c = cfg.max_rate;
+    if (!est || !estimator_.saturated_recently(now)) return c;
+    // Probe one interval in probe_every, counted on the steady clock.
+    const std::int64_t slot = static_cast<std::int64_t>(now.time_since_epoch() / cfg.interval);
+    const bool probing = cfg.probe_every > 0 && slot % static_cast<std::int64_t>(cfg.probe_every) == 0;
+    const double r = *est * (probing ? cfg.probe_gain : 1.0);
+    return c > 0 ? std::min(r, c) : r;
 }
 
 }  // namespace pixtream::swarm

@@ -28,6 +28,13 @@ public:
     std::optional<core::chunk_id> newest() const noexcept { return map_.last_set(); }
     std::size_t bytes() const noexcept { return bytes_; }
 
+    // Seconds between chunks by the source's own timestamps, measured over a span of ids: from the
+    // newest held chunk back to the oldest one held at most `max_span` ids before it. Nullopt unless
+    // that span is at least `min_span` ids (two neighbouring chunks say little: a chunk cut early
+    // before a keyframe, or two cut together after a stall, would make the interval look tiny) or
+    // the timestamps do not increase.
+    std::optional<double> interval(std::size_t min_span = 4, std::size_t max_span = 32) const;
+
 private:
     std::vector<wire::chunk_ptr> ring_;
     core::buffer_map map_;

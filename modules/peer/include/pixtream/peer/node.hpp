@@ -6,12 +6,14 @@
 #include "pixtream/peer/chunk_store.hpp"
 #include "pixtream/peer/playout.hpp"
 #include "pixtream/swarm/scheduler.hpp"
+#include "pixtream/swarm/uplink.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,10 +32,19 @@ struct node_config {
     std::uint16_t advertised_port = 0;          // port told to others (0: the listening port)
     std::size_t max_peers = 16;                 // connections at most, both directions
     std::size_t target_peers = 8;               // connections the connector aims for
-    double upload_limit = 0;                    // bytes per second over all connections; 0: unlimited
-    // With an upload limit: REQUESTs are REJECTed while the chunks queued or paced for upload would take
-    // longer than this to send, so that requesters turn to another holder at once instead of waiting.
+    // Bytes per second over all connections, an upper cap; 0: none. The node measures what its uplink
+    // drains either way (swarm::uplink_estimator) and paces and refuses requests from that.
+    double upload_limit = 0;
+    // REQUESTs are REJECTed while the data waiting to go out (queued chunks, kernel unsent bytes, pacing
+    // debt) would take longer than this to drain at the measured uplink rate, so that requesters turn
+    // to another holder at once instead of waiting.
     core::duration max_upload_backlog = core::milliseconds(500);
+    // Unsent bytes a socket's kernel queue may hold (TCP_NOTSENT_LOWAT): the rest waits in the node,
+    // where fresh chunks go first and a CANCEL or REJECT still helps.
+    std::size_t kernel_unsent_bytes = 16 * 1024;
+    // Chunk frames written at once over all connections. Few, so that one neighbour gets a whole chunk
+    // (and can relay it) before the next one starts, rather than all of them getting theirs late.
+    std::size_t upload_slots = 1;
     core::duration buffer = core::seconds(3);   // playout lag held behind the live edge
     std::size_t store_capacity = 256;           // chunks kept (window), see chunk_store
     std::size_t push_fanout = 1;                // source: each fresh chunk is pushed to this many peers
@@ -42,6 +53,9 @@ struct node_config {
     // chunks are served to anyone who asks (repair).
     core::duration source_fresh = core::milliseconds(1500);
     std::size_t source_fresh_copies = 1;
+    // Source: uploads at most this many times the stream rate (pushes first, then repairs within what
+    // is left): the peers carry the rest. 0: as much as the uplink drains.
+    double source_budget = 1.3;
     swarm::scheduler_config scheduler{};
     std::uint64_t seed = 0;
     core::duration connect_timeout = core::seconds(3);
@@ -76,6 +90,11 @@ struct node_stats {
     std::uint64_t connections_made = 0;
     std::uint64_t connect_failures = 0;
     double upload_rate = 0;               // bytes per second, recent
+    double uplink_estimate = 0;           // bytes per second the uplink was measured to drain (0: not yet)
+    double uplink_pacing = 0;             // bytes per second the uploads are paced at (0: not paced)
+    std::uint64_t uplink_busy_intervals = 0;
+    std::uint64_t kernel_unsent = 0;      // bytes unsent in the sockets' kernel queues now
+    std::uint64_t upload_queued = 0;      // bytes of chunks waiting in the node to be sent
     double download_rate = 0;
     playout_stats playout;
     swarm::scheduler_stats scheduler;
@@ -130,12 +149,28 @@ private:
     static boost::asio::awaitable<void> connect_loop(std::shared_ptr<node> self);
     static boost::asio::awaitable<void> connect_one(std::shared_ptr<node> self, std::string ip, std::uint16_t port);
     static boost::asio::awaitable<void> pump(std::shared_ptr<node> self);
+    static boost::asio::awaitable<void> uplink_loop(std::shared_ptr<node> self);
+    void sample_uplink(core::time_point now);
+    std::size_t kernel_unsent_total() const;
+    std::size_t kernel_outstanding_total() const;  // sent or not, unacknowledged, over all sockets
     void start_session(boost::asio::ip::tcp::socket socket, bool outgoing, std::string key);
 
     // From sessions.
     bool admit(const std::shared_ptr<session>& s);  // handshake done: keep it?
     bool may_serve(core::chunk_id id);               // a REQUEST: serve it (and count the copy)?
+    bool within_budget(core::chunk_id id);           // source: the upload budget allows serving it (takes it)
     bool upload_saturated();                         // the upload backlog is over max_upload_backlog
+    void push_done() noexcept;                       // a pushed chunk is in the kernel (or dropped)
+    // Over the backlog bound: REJECTs queued uploads staler than `id` until under it; false if that
+    // was not enough (nothing staler queued).
+    bool make_room_for(core::chunk_id id);
+    // Upload slots (node_config::upload_slots): a session takes one before writing a chunk frame,
+    // pushes first, then the session with the freshest chunk to send; a session that could not is
+    // woken when it is its turn.
+    bool take_upload_slot(session* s, bool push);
+    void release_upload_slot() noexcept;
+    void forget_slot_waiter(session* s) noexcept;
+    session* next_slot_holder() const noexcept;  // the waiter whose turn it is
     void on_closed(const std::shared_ptr<session>& s);
     void on_message(const std::shared_ptr<session>& s, wire::message& m);
     void on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c);
@@ -144,6 +179,8 @@ private:
 
     // Stores a verified chunk and tells the neighbours; false if it was not new.
     bool accept_chunk(const wire::chunk_ptr& c, const session* from);
+    void announce(core::chunk_id id, const session* from);  // HAVE to every neighbour not known to hold it
+    void announce_aged(core::time_point now);               // source: chunks past source_fresh
     void join(core::time_point now);
     void rebuild_scheduler(core::chunk_id playhead);
     void play(core::time_point now);
@@ -160,10 +197,18 @@ private:
     chunk_store store_;
     playout playout_;
     std::unique_ptr<swarm::scheduler> scheduler_;
-    core::token_bucket upload_bucket_;
+    swarm::upload_policy uplink_;
+    core::token_bucket upload_bucket_;     // paces at uplink_.pacing_rate() (unlimited while that is 0)
+    boost::asio::steady_timer uplink_timer_;
+    core::token_bucket budget_bucket_;     // source: source_budget x the stream rate (unlimited until measured)
+    std::uint64_t delivered_total_ = 0;    // bytes acknowledged over all connections, ever
     std::size_t upload_queued_bytes_ = 0;  // chunk frames queued in sessions, not yet paced
+    std::size_t pushes_queued_ = 0;        // pushed chunks not yet handed to the kernel: repairs wait
+    std::size_t upload_slots_busy_ = 0;
+    std::deque<session*> slot_waiters_;    // sessions waiting for an upload slot, in turn
     mutable core::rate_meter up_meter_;  // reading a meter rolls its window: not a logical change
     mutable core::rate_meter down_meter_;
+    core::rate_meter published_meter_{core::milliseconds(500), 20};  // source: stream frames per second
     playback_handler playback_;
     std::mt19937_64 rng_;
 
@@ -182,6 +227,7 @@ private:
     std::map<core::chunk_id, core::time_point> header_requests_;
     std::size_t push_cursor_ = 0;
     std::map<core::chunk_id, std::pair<core::time_point, std::size_t>> fresh_copies_;  // source: publish time, copies
+    std::deque<std::pair<core::time_point, core::chunk_id>> unannounced_;  // source: fresh chunks not yet in HAVEs
     node_stats stats_;
 };
 

@@ -26,8 +26,12 @@ struct pipeline_config {
     double timeout_factor = 4.0;
     // Per-chunk delivery time assumed for a neighbour we have not measured yet (the neutral prior).
     core::duration prior_chunk_time = std::chrono::milliseconds(200);
-    // How long a neighbour is passed over for a chunk it rejected or let time out.
+    // How long a neighbour is passed over for a chunk it let time out.
     core::duration retry_penalty = std::chrono::seconds(2);
+    // ... and for a chunk it REJECTed. Short: a REJECT mostly means "my uplink is busy right now" (its
+    // backlog bound), and the first holders of a fresh chunk are the only ones for a while; a long
+    // penalty left requesters idle for seconds while the chunk was one request away.
+    core::duration reject_penalty = std::chrono::milliseconds(300);
 };
 
 // One request: which neighbour, which chunk.
@@ -111,7 +115,8 @@ public:
     // A CHUNK arrived: completes the request and updates the neighbour's estimates. False if `id` was not
     // outstanding at `peer` (nothing changes then; `bytes` is the payload size).
     bool complete(const core::peer_id& peer, core::chunk_id id, std::size_t bytes, core::time_point now);
-    // A REJECT arrived: frees the request and penalises `peer` for `id`. False if it was not outstanding.
+    // A REJECT arrived: frees the request and penalises `peer` for `id` (reject_penalty). False if it
+    // was not outstanding.
     bool reject(const core::peer_id& peer, core::chunk_id id, core::time_point now);
     // Frees a request we cancel ourselves, without penalty. False if it was not outstanding.
     bool cancel(const core::peer_id& peer, core::chunk_id id);
@@ -135,7 +140,7 @@ private:
     void release(core::chunk_id id) noexcept;
     // Removes the request for `id` outstanding at `peer` (setting `state` when the peer is known).
     std::optional<request> take(const core::peer_id& peer, core::chunk_id id, peer_state*& state) noexcept;
-    void penalise(peer_state& state, core::chunk_id id, core::time_point now);
+    void penalise(peer_state& state, core::chunk_id id, core::time_point now, core::duration how_long);
     void observe(peer_state& state, const request& r, core::time_point now) noexcept;
 
     pipeline_config config_;

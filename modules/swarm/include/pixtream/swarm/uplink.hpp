@@ -12,16 +12,21 @@
 // `uplink_estimator` turns those samples into delivery rates over intervals of `interval`. An interval
 // during which data was waiting all along measured the capacity (what the uplink drains when it has
 // work); an interval with idle moments only shows that the capacity is at least the rate seen. The
-// estimate is the largest rate over the last `window` (a max filter, as BBR keeps its bottleneck
-// bandwidth), never above `max_rate` (the user's --upload-limit, if any), and the newest busy rate
-// is remembered beyond the window so that a quiet spell does not forget what the link can do.
+// capacity is the largest busy rate over the last `window` (a max filter, as BBR keeps its bottleneck
+// bandwidth), or the newest busy rate if the window has none (a quiet spell does not forget what the
+// link can do), raised to the largest rate of any kind in the window; never above `max_rate` (the
+// user's --upload-limit, if any). Until a busy interval was seen there is only the lower bound.
 //
 // `upload_policy` uses the estimate: a REQUEST is refused (REJECT) when the data already waiting to
 // go out (application queues, kernel unsent bytes, pacing debt) would take longer than
-// `max_backlog` to drain at the estimated rate, so requesters turn to another holder at once
-// instead of queueing behind everyone else; and it gives the pacing rate, `pacing_gain` times the
-// estimate (above 1, so that the estimate can grow when the link can do more), with bursts bounded
-// by `burst_bytes`.
+// `max_backlog` to drain at the capacity (unknown: the larger of the lower bound and
+// `assumed_rate`), so requesters turn to another holder at once instead of queueing behind everyone
+// else. It paces only while the uplink is known to be the limit (a busy interval within the window):
+// at the capacity, except that one interval in every `probe_every` is paced at `probe_gain` times it
+// (as BBR probes), so that the estimate grows when the link can do more without keeping the link's
+// queue full; bursts are bounded by `burst_bytes`. Pacing at a mere lower bound would throttle a node
+// to whatever it happened to send before. And it bounds what the kernel holds for all connections
+// (kernel_budget): enough to keep the writing connection's pipe full, not more.
 #include "pixtream/core/time.hpp"
 
 #include <cstddef>
@@ -38,7 +43,14 @@ struct uplink_config {
     // Before any measurement: the rate assumed for the backlog bound (125 kB/s = 1 Mbit/s).
     double assumed_rate = 125'000;
     core::duration max_backlog = core::milliseconds(500);
-    double pacing_gain = 1.25;
+    double probe_gain = 1.25;
+    // Bytes the kernel may hold for all connections together (sent but unacknowledged, plus unsent):
+    // the drain rate x (the writing connection's RTT + kernel_margin), at least kernel_min_bytes.
+    // Beyond it the data waits in the node: in flight it would only queue in the uplink (or be
+    // dropped there and sent again) where nothing can reorder it.
+    core::duration kernel_margin = core::milliseconds(100);
+    std::size_t kernel_min_bytes = 24 * 1024;
+    unsigned probe_every = 8;
     std::size_t burst_bytes = 8 * 1024;  // a few packets
 };
 
@@ -56,8 +68,12 @@ public:
     // waiting to go out at this moment.
     void sample(std::uint64_t delivered, bool backlogged, core::time_point now);
 
-    // Bytes per second the uplink drains; nullopt before the first interval completed.
+    // Bytes per second the uplink drains; nullopt before the first busy interval.
     std::optional<double> capacity(core::time_point now) const;
+    // The largest rate of any interval in the window: the capacity is at least this (0 if none).
+    double lower_bound(core::time_point now) const;
+    // A busy interval completed within the window: the uplink has recently been the limit.
+    bool saturated_recently(core::time_point now) const;
     // The newest interval's delivery rate (0 before one completed).
     double delivery_rate() const noexcept { return last_rate_; }
     const uplink_sample_stats& stats() const noexcept { return stats_; }
@@ -75,8 +91,14 @@ private:
     std::uint64_t delivered_start_ = 0;
     std::uint64_t delivered_last_ = 0;
     bool busy_throughout_ = true;
-    std::deque<measurement> window_;  // rates over the window, decreasing (a monotonic max queue)
+    static void push_max(std::deque<measurement>& q, measurement m, core::duration window);
+    static std::optional<double> front_in_window(const std::deque<measurement>& q, core::time_point now,
+                                                 core::duration window);
+
+    std::deque<measurement> all_;   // every interval's rate over the window, decreasing (a max queue)
+    std::deque<measurement> busy_;  // busy intervals' rates, likewise
     std::optional<double> last_busy_rate_;
+    std::optional<core::time_point> last_busy_at_;
     double last_rate_ = 0;
     uplink_sample_stats stats_;
 };
@@ -98,7 +120,8 @@ public:
     // cap: the kernel's own pacing and flow control are all there is).
     double pacing_rate(core::time_point now) const;
     std::size_t burst_bytes() const noexcept { return estimator_.config().burst_bytes; }
-
+    // How many bytes the kernel queues may hold in all, for a write on a connection with this RTT.
+    double kernel_budget(core::duration rtt, core::time_point now) const;
 private:
     uplink_estimator estimator_;
 };
