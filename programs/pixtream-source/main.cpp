@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     std::size_t max_peers = 32;
     double upload_limit = 0;
     double upload_budget = 1.3;
-    double chunk_seconds = 0.5;
+    double chunk_seconds = 0.25;
     std::size_t chunk_bytes = 64 * 1024;
     double linger = 10;
     std::string log_level = "info";
@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
         ("upload-budget", po::value(&upload_budget)->default_value(upload_budget),
          "upload at most this many times the stream rate (fresh chunks first, repairs within the rest), so that "
          "the peers carry the swarm; 0: as much as the uplink drains")
-        ("chunk-seconds", po::value(&chunk_seconds)->default_value(chunk_seconds), "longest time a chunk spans")
+        ("chunk-seconds", po::value(&chunk_seconds)->default_value(chunk_seconds), "longest time a chunk spans: shorter chunks cross each hop of the swarm sooner (each peer relays a chunk "
+         "only once it has all of it), at a little more per-chunk overhead")
         ("chunk-bytes", po::value(&chunk_bytes)->default_value(chunk_bytes), "largest chunk payload")
         ("linger", po::value(&linger)->default_value(linger),
          "seconds to keep serving after the input ended, so peers get the end of the stream")

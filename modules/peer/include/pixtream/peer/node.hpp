@@ -223,7 +223,7 @@ private:
     enum class join_state { waiting, probing, playing } join_ = join_state::waiting;
     core::chunk_id probe_edge_;
     core::time_point probe_started_{};
-    double interval_s_ = 0.5;  // estimated seconds between chunks
+    double interval_s_ = 0.25;  // estimated seconds between chunks (pixtream-source cuts 0.25 s by default)
     std::map<core::chunk_id, core::time_point> header_requests_;
     std::size_t push_cursor_ = 0;
     std::map<core::chunk_id, std::pair<core::time_point, std::size_t>> fresh_copies_;  // source: publish time, copies
