@@ -341,9 +341,13 @@ void node::on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c) {
         spdlog::trace("peer: chunk {} from {}:{} age {} ms", ptr->id.value(), s->remote_ip(), s->remote_port(),
                       ptr->timestamp < wall ? (wall - ptr->timestamp) / 1000 : 0);
     }
-    if (scheduler_) scheduler_->on_chunk(s->remote_id(), ptr->id, ptr->payload.size(), now);
+    const bool answered = scheduler_ && scheduler_->on_chunk(s->remote_id(), ptr->id, ptr->payload.size(), now);
     header_requests_.erase(ptr->id);
-    if (!accept_chunk(ptr, s.get())) ++stats_.duplicate_chunks;
+    if (!accept_chunk(ptr, s.get())) {
+        ++stats_.duplicate_chunks;
+    } else if (!answered && s->remote_is_source() && cfg_.relay_pushes > 0 && !ptr->is_header()) {
+        relay_push(ptr, s.get());
+    }
     wake();
 }
 
@@ -364,6 +368,20 @@ bool node::accept_chunk(const wire::chunk_ptr& c, const session* from) {
     }
     if (scheduler_) scheduler_->set_have(c->id);
     return true;
+}
+
+void node::relay_push(const wire::chunk_ptr& c, const session* from) {
+    // The source pushed it: pass it straight on to relay_pushes neighbours (picked at random) that do
+    // not hold it. Each saves a HAVE -> REQUEST round trip on the chunk's first hops, while the source
+    // keeps it out of its HAVEs.
+    std::vector<session*> targets;
+    for (const auto& [id, s] : sessions_) {
+        if (s.get() == from || s->remote_is_source() || s->knows(c->id)) continue;
+        targets.push_back(s.get());
+    }
+    std::shuffle(targets.begin(), targets.end(), rng_);
+    const auto n = std::min(cfg_.relay_pushes, targets.size());
+    for (std::size_t i = 0; i < n; ++i) targets[i]->push(c);
 }
 
 void node::announce(core::chunk_id id, const session* from) {

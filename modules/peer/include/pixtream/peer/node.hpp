@@ -56,6 +56,8 @@ struct node_config {
     // Source: uploads at most this many times the stream rate (pushes first, then repairs within what
     // is left): the peers carry the rest. 0: as much as the uplink drains.
     double source_budget = 1.3;
+    // Viewer: a chunk the source pushed is pushed straight on to this many neighbours that lack it.
+    std::size_t relay_pushes = 1;
     swarm::scheduler_config scheduler{};
     std::uint64_t seed = 0;
     core::duration connect_timeout = core::seconds(3);
@@ -180,6 +182,7 @@ private:
     // Stores a verified chunk and tells the neighbours; false if it was not new.
     bool accept_chunk(const wire::chunk_ptr& c, const session* from);
     void announce(core::chunk_id id, const session* from);  // HAVE to every neighbour not known to hold it
+    void relay_push(const wire::chunk_ptr& c, const session* from);  // a chunk the source pushed: push it on
     void announce_aged(core::time_point now);               // source: chunks past source_fresh
     void join(core::time_point now);
     void rebuild_scheduler(core::chunk_id playhead);
