@@ -52,7 +52,7 @@ BOOST_AUTO_TEST_CASE(a_saturated_link_measures_its_capacity) {
     const auto end = drive(e, 200'000, 400'000, 5, t0, delivered, waiting);
     BOOST_REQUIRE(e.capacity(end).has_value());
     BOOST_TEST(*e.capacity(end) == 200'000, boost::test_tools::tolerance(0.03));
-    BOOST_TEST(e.stats().busy_intervals >= 8U);
+    BOOST_TEST(e.stats().busy_intervals >= 4U);
 }
 
 BOOST_AUTO_TEST_CASE(an_idle_link_gives_a_lower_bound_only) {
@@ -118,10 +118,11 @@ BOOST_AUTO_TEST_CASE(the_user_cap_bounds_the_estimate) {
 BOOST_AUTO_TEST_CASE(a_closed_connection_is_not_negative_progress) {
     uplink_estimator e;
     e.sample(100'000, true, t0);
-    e.sample(50'000, true, t0 + core::milliseconds(250));  // a connection's bytes left the sum
-    e.sample(100'000, true, t0 + core::milliseconds(500));
-    BOOST_REQUIRE(e.capacity(t0 + core::milliseconds(500)).has_value());
-    BOOST_TEST(*e.capacity(t0 + core::milliseconds(500)) == 100'000, boost::test_tools::tolerance(0.01));
+    e.sample(50'000, true, t0 + core::milliseconds(500));  // a connection's 50 kB left the sum
+    e.sample(100'000, true, t0 + core::milliseconds(1000));
+    // Progress after the drop only (50 kB in the 1 s interval), never a negative rate.
+    BOOST_REQUIRE(e.capacity(t0 + core::milliseconds(1000)).has_value());
+    BOOST_TEST(*e.capacity(t0 + core::milliseconds(1000)) == 50'000, boost::test_tools::tolerance(0.01));
 }
 
 BOOST_AUTO_TEST_CASE(rejects_when_the_backlog_outlasts_the_bound) {

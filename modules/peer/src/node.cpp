@@ -343,11 +343,12 @@ void node::on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c) {
     }
     const bool answered = scheduler_ && scheduler_->on_chunk(s->remote_id(), ptr->id, ptr->payload.size(), now);
     header_requests_.erase(ptr->id);
-    if (!accept_chunk(ptr, s.get())) {
-        ++stats_.duplicate_chunks;
-    } else if (!answered && s->remote_is_source() && cfg_.relay_pushes > 0 && !ptr->is_header()) {
+    // Pushed on first (push() marks the target as knowing it), so that no HAVE invites a REQUEST for it.
+    if (!answered && s->remote_is_source() && cfg_.relay_pushes > 0 && !ptr->is_header() && !store_.has(ptr->id) &&
+        !(ptr->id < store_.map().base())) {
         relay_push(ptr, s.get());
     }
+    if (!accept_chunk(ptr, s.get())) ++stats_.duplicate_chunks;
     wake();
 }
 
@@ -427,6 +428,14 @@ bool node::upload_saturated() {
 }
 
 bool node::make_room_for(core::chunk_id id) {
+    // Only if dropping every staler queued chunk would get the node under the bound: otherwise the
+    // request is refused and nothing is displaced.
+    std::size_t staler = 0;
+    for (const auto& [sid, s] : sessions_) staler += s->queued_bytes_before(id);
+    const auto now = core::clock::now();
+    const double debt = upload_bucket_.unlimited() ? 0.0 : std::max(0.0, -upload_bucket_.available(now));
+    const double waiting = static_cast<double>(upload_queued_bytes_ + kernel_unsent_total()) + debt;
+    if (uplink_.should_reject(waiting - static_cast<double>(staler), now)) return false;
     for (;;) {
         session* victim = nullptr;
         core::chunk_id stalest{};
@@ -437,16 +446,20 @@ bool node::make_room_for(core::chunk_id id) {
                 stalest = *st;
             }
         }
-        if (!victim) return false;
+        if (!victim) return !upload_saturated();
         victim->displace(stalest);
         if (!upload_saturated()) return true;
     }
 }
 
 void node::push_done() noexcept {
-    if (pushes_queued_ > 0 && --pushes_queued_ == 0) {
-        for (const auto& [id, s] : sessions_) s->wake_writer();  // repairs held back may go now
-    }
+    if (pushes_queued_ > 0) --pushes_queued_;
+}
+
+core::buffer_map node::advertised_map() const {
+    auto m = store_.map();
+    for (const auto& [at, id] : unannounced_) m.reset(id);  // the source's fresh chunks stay unannounced
+    return m;
 }
 
 session* node::next_slot_holder() const noexcept {
@@ -473,6 +486,9 @@ bool node::take_upload_slot(session* s, bool push) {
     if (upload_slots_busy_ >= std::max<std::size_t>(cfg_.upload_slots, 1) || next_slot_holder() != s) return false;
     std::erase(slot_waiters_, s);
     ++upload_slots_busy_;
+    if (upload_slots_busy_ < std::max<std::size_t>(cfg_.upload_slots, 1)) {
+        if (auto* w = next_slot_holder()) w->wake_writer();
+    }
     return true;
 }
 
@@ -490,9 +506,13 @@ void node::forget_slot_waiter(session* s) noexcept {
     }
 }
 
-std::size_t node::kernel_outstanding_total() const {
+std::size_t node::kernel_in_flight_total() const {
     std::size_t n = 0;
-    for (const auto& [id, s] : sessions_) n += s->kernel_outstanding();
+    for (const auto& [id, s] : sessions_) {
+        const auto q = s->kernel_outstanding();
+        const auto u = s->kernel_unsent();
+        n += q > u ? q - u : 0;
+    }
     return n;
 }
 
@@ -580,6 +600,10 @@ void node::join(core::time_point now) {
     const auto newest_id = store_.newest();
     const auto newest = newest_id ? store_.get(*newest_id) : nullptr;
     const auto span_interval = store_.interval(interval_min_span, interval_max_span);
+    if (!newest && now - probe_started_ > probe_timeout) {
+        join_ = join_state::waiting;  // nothing came: look at the live edge again
+        return;
+    }
     if (!newest || (!span_interval && now - probe_started_ <= probe_timeout)) return;
     const auto anchor = newest;
     if (span_interval) {

@@ -52,7 +52,7 @@ session::session(std::shared_ptr<node> owner, tcp::socket socket, bool outgoing)
 
 std::optional<core::chunk_id> session::next_upload() const noexcept {
     if (!pushes_.empty()) return pushes_.front()->id;
-    if (!uploads_.empty() && owner_->pushes_queued_ == 0) {
+    if (!uploads_.empty()) {
         // Its freshest requested chunk decides its turn, and is what it sends next.
         return std::max_element(uploads_.begin(), uploads_.end(),
                                 [](const queued_upload& a, const queued_upload& b) { return a.id < b.id; })
@@ -180,10 +180,11 @@ void session::requested(core::chunk_id id) {
         return;
     }
     const auto c = owner_->store_.get(id);
-    // Over the backlog bound, a fresher chunk still gets in by displacing the stalest one queued anywhere
-    // in the node (REJECTed, so its requester asks elsewhere): the queue stays bounded and fresh.
-    const bool room = !owner_->upload_saturated() || owner_->make_room_for(id);
-    if (closed_ || !c || uploads_.size() >= wire::max_requests_in_flight || !room || !owner_->may_serve(id) ||
+    // Over the backlog bound, a fresher chunk still gets in by displacing the stalest ones queued anywhere
+    // in the node (REJECTed, so their requesters ask elsewhere): the queue stays bounded and fresh.
+    // The cheap refusals come first, so that a request refused anyway displaces nothing.
+    if (closed_ || !c || uploads_.size() >= wire::max_requests_in_flight ||
+        (owner_->upload_saturated() && !owner_->make_room_for(id)) || !owner_->may_serve(id) ||
         !owner_->within_budget(id)) {
         ++owner_->stats_.rejects_sent;
         spdlog::trace("peer: reject {} to {}:{}", id.value(), remote_ip_, remote_port_);
@@ -202,6 +203,12 @@ std::optional<core::chunk_id> session::stalest_upload() const noexcept {
     return std::min_element(uploads_.begin(), uploads_.end(),
                             [](const queued_upload& a, const queued_upload& b) { return a.id < b.id; })
         ->id;
+}
+
+std::size_t session::queued_bytes_before(core::chunk_id id) const noexcept {
+    std::size_t n = 0;
+    for (const auto& u : uploads_) n += u.id < id ? u.bytes : 0;
+    return n;
 }
 
 void session::displace(core::chunk_id id) {
@@ -239,9 +246,8 @@ bool session::next_frame(outgoing_frame& out) {
         out.pushed = true;
         return true;
     }
-    // Fresh chunks before repairs across the whole node: while a push waits anywhere, requested
-    // chunks wait too (push_done() wakes this writer).
-    while (!uploads_.empty() && owner_->pushes_queued_ == 0) {
+    // Requested chunks: the upload slot goes to pushes first anywhere in the node (node::next_slot_holder).
+    while (!uploads_.empty()) {
         // The freshest requested chunk first (see node::next_slot_holder).
         const auto pick = std::max_element(uploads_.begin(), uploads_.end(),
                                            [](const queued_upload& a, const queued_upload& b) { return a.id < b.id; });
@@ -333,34 +339,42 @@ asio::awaitable<session::write_result> session::write_chunk(std::shared_ptr<sess
                                                   asio::buffer(c->sig)};
     const std::size_t total = asio::buffer_size(parts);
     std::size_t done = 0;
+    // Until its first slice is written, a requested chunk can still be CANCELled (and not sent).
+    self->pacing_ = requested ? std::optional(c->id) : std::nullopt;
+    self->pacing_cancelled_ = false;
+    struct clear_pacing {
+        session* s;
+        ~clear_pacing() { s->pacing_.reset(); }
+    } clear{self.get()};
     while (done < total) {
         // The kernel takes more once its unsent bytes are below TCP_NOTSENT_LOWAT.
         deadline.expires_after(write_timeout);
         auto w = co_await (self->socket_.async_wait(tcp::socket::wait_write, use_tuple) || deadline.async_wait(use_tuple));
         if (self->closed_ || w.index() != 0 || std::get<0>(std::get<0>(w))) co_return write_result::failed;
         const std::size_t slice = std::min(total - done, std::max<std::size_t>(node.uplink_.burst_bytes(), 1024));
-        // Keep what the kernel holds for all connections to about a round trip of the uplink.
-        while (!self->closed_ && static_cast<double>(node.kernel_outstanding_total() + slice) >
+        // Keep what the kernel holds to about a round trip of the uplink: this socket's queue plus what
+        // the others have in flight (their unsent bytes do not load the uplink: a neighbour that stops
+        // reading must not hold up everyone). Bounded: the write timeout ends a wait that never clears.
+        const auto budget_deadline = core::clock::now() + write_timeout;
+        while (!self->closed_ && static_cast<double>(node.kernel_in_flight_total() + self->kernel_unsent() + slice) >
                                      node.uplink_.kernel_budget(self->rtt(), core::clock::now())) {
-            if (self->kernel_outstanding() == 0 && node.kernel_outstanding_total() == 0) break;
+            if (core::clock::now() > budget_deadline) co_return write_result::failed;
             pace.expires_after(kernel_poll);
             co_await pace.async_wait(use_tuple);
         }
         if (self->closed_) co_return write_result::failed;
+        if (done == 0 && requested && self->pacing_cancelled_) co_return write_result::cancelled;
         const auto wait = node.upload_bucket_.reserve(static_cast<double>(slice), core::clock::now());
         if (wait > core::duration::zero()) {
-            const bool cancellable = requested && done == 0;
-            self->pacing_ = cancellable ? std::optional(c->id) : std::nullopt;
-            self->pacing_cancelled_ = false;
             pace.expires_after(wait);
             co_await pace.async_wait(use_tuple);
-            self->pacing_.reset();
             if (self->closed_) co_return write_result::failed;
-            if (cancellable && self->pacing_cancelled_) {  // no longer wanted: give the upload time to others
+            if (done == 0 && requested && self->pacing_cancelled_) {  // no longer wanted: give the upload time to others
                 node.upload_bucket_.refund(static_cast<double>(slice), core::clock::now());
                 co_return write_result::cancelled;
             }
         }
+        if (done == 0) self->pacing_.reset();  // the frame begins: it is finished whatever comes
         // The slice [done, done + slice) of the three parts.
         std::array<asio::const_buffer, 3> sub{};
         std::size_t n = 0;
@@ -434,7 +448,7 @@ asio::awaitable<void> session::reader(std::shared_ptr<session> self) {
                     self->close("not admitted");
                     break;
                 }
-                self->send(wire::bitmap::from(node.store_.map()));
+                self->send(wire::bitmap::from(node.advertised_map()));
                 continue;
             }
             node.on_message(self, *m);

@@ -42,6 +42,7 @@ public:
     bool has_push() const noexcept { return !pushes_.empty(); }
     // The oldest chunk queued for upload here, and dropping a queued upload with a REJECT.
     std::optional<core::chunk_id> stalest_upload() const noexcept;
+    std::size_t queued_bytes_before(core::chunk_id id) const noexcept;  // queued uploads older than id
     void displace(core::chunk_id id);
 
     // Uplink measurement: bytes unsent in this socket's kernel queue (SIOCOUTQNSD), and the bytes the

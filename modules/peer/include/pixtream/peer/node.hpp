@@ -154,7 +154,7 @@ private:
     static boost::asio::awaitable<void> uplink_loop(std::shared_ptr<node> self);
     void sample_uplink(core::time_point now);
     std::size_t kernel_unsent_total() const;
-    std::size_t kernel_outstanding_total() const;  // sent or not, unacknowledged, over all sockets
+    std::size_t kernel_in_flight_total() const;  // sent and unacknowledged, over all sockets
     void start_session(boost::asio::ip::tcp::socket socket, bool outgoing, std::string key);
 
     // From sessions.
@@ -184,6 +184,7 @@ private:
     void announce(core::chunk_id id, const session* from);  // HAVE to every neighbour not known to hold it
     void relay_push(const wire::chunk_ptr& c, const session* from);  // a chunk the source pushed: push it on
     void announce_aged(core::time_point now);               // source: chunks past source_fresh
+    core::buffer_map advertised_map() const;                // what a new neighbour's BUFFER_MAP shows
     void join(core::time_point now);
     void rebuild_scheduler(core::chunk_id playhead);
     void play(core::time_point now);
@@ -206,7 +207,7 @@ private:
     core::token_bucket budget_bucket_;     // source: source_budget x the stream rate (unlimited until measured)
     std::uint64_t delivered_total_ = 0;    // bytes acknowledged over all connections, ever
     std::size_t upload_queued_bytes_ = 0;  // chunk frames queued in sessions, not yet paced
-    std::size_t pushes_queued_ = 0;        // pushed chunks not yet handed to the kernel: repairs wait
+    std::size_t pushes_queued_ = 0;        // pushed chunks not yet handed to the kernel
     std::size_t upload_slots_busy_ = 0;
     std::deque<session*> slot_waiters_;    // sessions waiting for an upload slot, in turn
     mutable core::rate_meter up_meter_;  // reading a meter rolls its window: not a logical change
