@@ -33,6 +33,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_size = 64 * 1024;
 constexpr core::duration write_timeout = core::seconds(30);
 constexpr core::duration kernel_poll = core::milliseconds(5);  // re-check of the kernel queues' budget
+constexpr core::duration slot_patience = core::milliseconds(500);  // a socket not writable this long frees the slot
 
 }  // namespace
 
@@ -117,6 +118,7 @@ void session::close(const std::string& why) {
     socket_.close(ignored);
     writer_wake_.cancel();
     drop_queued();
+    give_up_slot();
 }
 
 void session::drop_queued() noexcept {
@@ -127,6 +129,12 @@ void session::drop_queued() noexcept {
     pushes_.clear();
     for (std::size_t i = 0; i < pushes; ++i) owner_->push_done();
     owner_->forget_slot_waiter(this);
+}
+
+void session::give_up_slot() noexcept {
+    if (!holds_slot_) return;
+    holds_slot_ = false;
+    owner_->release_upload_slot();
 }
 
 void session::notify_writer() noexcept {
@@ -240,6 +248,7 @@ bool session::next_frame(outgoing_frame& out) {
     // The source's pushes first: they are how fresh chunks enter the swarm at all.
     if (!pushes_.empty()) {
         if (!owner_->take_upload_slot(this, true)) return false;  // woken when it is our turn
+        holds_slot_ = true;
         out.chunk = std::move(pushes_.front());
         pushes_.pop_front();
         owner_->upload_queued_bytes_ -= wire::frame_size(*out.chunk);
@@ -262,6 +271,7 @@ bool session::next_frame(outgoing_frame& out) {
             return true;
         }
         if (!owner_->take_upload_slot(this, false)) return false;  // woken when it is our turn
+        holds_slot_ = true;
         uploads_.pop_front();
         owner_->upload_queued_bytes_ -= u.bytes;
         out.chunk = std::move(c);
@@ -300,7 +310,7 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
             spdlog::trace("peer: sending {} to {}:{}", f.chunk->id.value(), self->remote_ip_, self->remote_port_);
             const auto result = co_await write_chunk(self, f.chunk, f.requested);
             spdlog::trace("peer: sent {} to {}:{}", f.chunk->id.value(), self->remote_ip_, self->remote_port_);
-            node.release_upload_slot();
+            self->give_up_slot();
             if (f.pushed) node.push_done();
             if (result == write_result::cancelled) continue;
             ok = result == write_result::written;
@@ -347,9 +357,15 @@ asio::awaitable<session::write_result> session::write_chunk(std::shared_ptr<sess
         ~clear_pacing() { s->pacing_.reset(); }
     } clear{self.get()};
     while (done < total) {
-        // The kernel takes more once its unsent bytes are below TCP_NOTSENT_LOWAT.
-        deadline.expires_after(write_timeout);
+        // The kernel takes more once its unsent bytes are below TCP_NOTSENT_LOWAT. A neighbour that reads
+        // slowly must not hold the node's upload slot: after slot_patience the frame is finished without it.
+        deadline.expires_after(self->holds_slot_ ? slot_patience : write_timeout);
         auto w = co_await (self->socket_.async_wait(tcp::socket::wait_write, use_tuple) || deadline.async_wait(use_tuple));
+        if (!self->closed_ && w.index() == 1 && self->holds_slot_) {
+            self->give_up_slot();
+            deadline.expires_after(write_timeout - slot_patience);
+            w = co_await (self->socket_.async_wait(tcp::socket::wait_write, use_tuple) || deadline.async_wait(use_tuple));
+        }
         if (self->closed_ || w.index() != 0 || std::get<0>(std::get<0>(w))) co_return write_result::failed;
         const std::size_t slice = std::min(total - done, std::max<std::size_t>(node.uplink_.burst_bytes(), 1024));
         // Keep what the kernel holds to about a round trip of the uplink: this socket's queue plus what

@@ -83,6 +83,7 @@ private:
     static boost::asio::awaitable<write_result> write_chunk(std::shared_ptr<session> self, wire::chunk_ptr c,
                                                             bool requested);
     void notify_writer() noexcept;
+    void give_up_slot() noexcept;  // releases the node's upload slot if this session holds it
     bool next_frame(outgoing_frame& out);
     // Drops every queued chunk (closing): the node's upload backlog forgets them.
     void drop_queued() noexcept;
@@ -120,6 +121,7 @@ private:
     bool pacing_cancelled_ = false;         // ... and the neighbour CANCELled it meanwhile
     core::time_point last_sent_{};
     std::uint64_t bytes_written_ = 0;   // handed to the kernel, ever
+    bool holds_slot_ = false;           // this session holds one of the node's upload slots
     std::uint64_t delivered_seen_ = 0;  // acknowledged, as of the last take_delivered()
 };
 
