@@ -28,7 +28,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr core::duration pump_period = core::milliseconds(100);
 constexpr core::duration probe_timeout = core::seconds(3);
 constexpr core::duration header_retry = core::seconds(1);
-constexpr core::duration uplink_sample_period = core::milliseconds(100);
+constexpr core::duration uplink_sample_period = core::milliseconds(50);
 // The chunk interval is measured over at least this many ids (and at most interval_max_span);
 // the join fetches this many chunks below the live edge first.
 constexpr std::size_t interval_min_span = 4;
@@ -423,7 +423,7 @@ bool node::within_budget(core::chunk_id id) {
 bool node::upload_saturated() {
     const auto now = core::clock::now();
     const double debt = upload_bucket_.unlimited() ? 0.0 : std::max(0.0, -upload_bucket_.available(now));
-    const double waiting = static_cast<double>(upload_queued_bytes_ + kernel_unsent_sampled_) + debt;
+    const double waiting = static_cast<double>(upload_queued_bytes_ + kernel_unsent_total()) + debt;
     return uplink_.should_reject(waiting, now);
 }
 
@@ -434,7 +434,7 @@ bool node::make_room_for(core::chunk_id id) {
     for (const auto& [sid, s] : sessions_) staler += s->queued_bytes_before(id);
     const auto now = core::clock::now();
     const double debt = upload_bucket_.unlimited() ? 0.0 : std::max(0.0, -upload_bucket_.available(now));
-    const double waiting = static_cast<double>(upload_queued_bytes_ + kernel_unsent_sampled_) + debt;
+    const double waiting = static_cast<double>(upload_queued_bytes_ + kernel_unsent_total()) + debt;
     if (uplink_.should_reject(waiting - static_cast<double>(staler), now)) return false;
     for (;;) {
         session* victim = nullptr;
@@ -523,20 +523,8 @@ std::size_t node::kernel_unsent_total() const {
 }
 
 void node::sample_uplink(core::time_point now) {
-    // One pass, two ioctls a connection: acknowledged bytes, unsent and in-flight bytes (kept for the
-    // REJECT bound and the kernel budget until the next sample).
-    std::size_t unsent = 0;
-    std::size_t in_flight = 0;
-    for (const auto& [id, s] : sessions_) {
-        const auto q = s->kernel_outstanding();
-        const auto u = s->kernel_unsent();
-        delivered_total_ += s->take_delivered(q);
-        unsent += u;
-        in_flight += q > u ? q - u : 0;
-    }
-    kernel_unsent_sampled_ = unsent;
-    kernel_in_flight_sampled_ = in_flight;
-    const bool backlogged = upload_queued_bytes_ > 0 || unsent > 0;
+    for (const auto& [id, s] : sessions_) delivered_total_ += s->take_delivered();
+    const bool backlogged = upload_queued_bytes_ > 0 || kernel_unsent_total() > 0;
     uplink_.estimator().sample(delivered_total_, backlogged, now);
     if (cfg_.is_source && cfg_.source_budget > 0) {
         // The budget follows the stream's measured rate; a second of it may be spent at once, at the

@@ -83,8 +83,9 @@ core::duration session::rtt() const noexcept {
     return std::chrono::duration_cast<core::duration>(core::microseconds(info.tcpi_rtt));
 }
 
-std::uint64_t session::take_delivered(std::size_t queued) noexcept {
-    if (closed_) return 0;
+std::uint64_t session::take_delivered() noexcept {
+    int queued = 0;
+    if (closed_ || ::ioctl(socket_.native_handle(), SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
     const auto q = static_cast<std::uint64_t>(queued);
     const std::uint64_t delivered = bytes_written_ > q ? bytes_written_ - q : 0;
     const std::uint64_t delta = delivered > delivered_seen_ ? delivered - delivered_seen_ : 0;
@@ -370,15 +371,12 @@ asio::awaitable<session::write_result> session::write_chunk(std::shared_ptr<sess
         // Keep what the kernel holds to about a round trip of the uplink: this socket's queue plus what
         // the others have in flight (their unsent bytes do not load the uplink: a neighbour that stops
         // reading must not hold up everyone). Bounded: the write timeout ends a wait that never clears.
-        // The others' in-flight bytes as of the last uplink sample; read afresh only while over budget.
         const auto budget_deadline = core::clock::now() + write_timeout;
-        std::size_t others = node.kernel_in_flight_sampled_;
-        const double budget = node.uplink_.kernel_budget(self->rtt(), core::clock::now());
-        while (!self->closed_ && static_cast<double>(others + self->kernel_unsent() + slice) > budget) {
+        while (!self->closed_ && static_cast<double>(node.kernel_in_flight_total() + self->kernel_unsent() + slice) >
+                                     node.uplink_.kernel_budget(self->rtt(), core::clock::now())) {
             if (core::clock::now() > budget_deadline) co_return write_result::failed;
             pace.expires_after(kernel_poll);
             co_await pace.async_wait(use_tuple);
-            others = node.kernel_in_flight_total();
         }
         if (self->closed_) co_return write_result::failed;
         if (done == 0 && requested && self->pacing_cancelled_) co_return write_result::cancelled;

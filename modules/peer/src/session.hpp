@@ -48,8 +48,7 @@ public:
     // Uplink measurement: bytes unsent in this socket's kernel queue (SIOCOUTQNSD), and the bytes the
     // neighbour acknowledged since the last call (written minus still queued, SIOCOUTQ).
     std::size_t kernel_unsent() const noexcept;
-    // `queued`: kernel_outstanding() just read.
-    std::uint64_t take_delivered(std::size_t queued) noexcept;
+    std::uint64_t take_delivered() noexcept;
     // Bytes in this socket's kernel queue, sent or not (SIOCOUTQ), and its smoothed RTT (TCP_INFO).
     std::size_t kernel_outstanding() const noexcept;
     core::duration rtt() const noexcept;

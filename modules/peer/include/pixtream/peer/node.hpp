@@ -206,8 +206,6 @@ private:
     boost::asio::steady_timer uplink_timer_;
     core::token_bucket budget_bucket_;     // source: source_budget x the stream rate (unlimited until measured)
     std::uint64_t delivered_total_ = 0;    // bytes acknowledged over all connections, ever
-    std::size_t kernel_unsent_sampled_ = 0;     // at the last uplink sample: unsent bytes in kernel queues
-    std::size_t kernel_in_flight_sampled_ = 0;  // ... and bytes sent but not acknowledged
     std::size_t upload_queued_bytes_ = 0;  // chunk frames queued in sessions, not yet paced
     std::size_t pushes_queued_ = 0;        // pushed chunks not yet handed to the kernel
     std::size_t upload_slots_busy_ = 0;
