@@ -68,6 +68,16 @@ class SelfCheckError(Exception):
     pass
 
 
+def write_doc(doc, out_path):
+    """The benchmark's JSON document to out_path, or to stdout without one."""
+    text = json.dumps(doc, indent=1)
+    if out_path:
+        with open(out_path, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+
+
 def number(report, path):
     """The figure at `path`, or a self-check failure (SelfCheckError) if it is missing or not a number."""
     try:
@@ -169,12 +179,7 @@ def main(argv):
     all_met = all(r.get("met", False) for r in results)
     doc = {"benchmark": "swarm_targets", "short": short, "scenarios": results, "all_met": all_met,
            "self_checks_passed": not failed}
-    text = json.dumps(doc, indent=1)
-    if out_path:
-        with open(out_path, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    write_doc(doc, out_path)
     if failed:
         return 1
     if not all_met and not short:

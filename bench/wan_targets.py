@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from swarm_targets import lookup, write_doc  # the same report lookup and JSON output
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WANLAB = os.path.join(ROOT, "tools", "wanlab")
 LINKS = ["--delay", "10:75", "--loss", "0.5", "--uplink", "600:2000", "--source-uplink", "1500", "--rate", "500"]
@@ -35,13 +37,6 @@ SCENARIOS = [
 ]
 SHORT = {"name": "short", "args": ["--peers", "8", *LINKS, "--duration", "25", "--join-window", "5"],
          "goals": SCENARIOS[0]["goals"]}
-
-
-def lookup(doc, path):
-    v = doc
-    for part in path.split("."):
-        v = v[part]
-    return v
 
 
 def evaluate(doc, goals):
@@ -98,12 +93,7 @@ def main(argv):
         print(f"{tag} {name:<16} {line}{'' if ok else '  self-checks: ' + json.dumps(self_checks)}")
     all_met = all(r.get("met", False) for r in results)
     doc = {"benchmark": "wan_targets", "short": short, "runs": results, "all_met": all_met}
-    text = json.dumps(doc, indent=1)
-    if out_path:
-        with open(out_path, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    write_doc(doc, out_path)
     if failed:
         return 1
     return 0 if short or all_met else 1

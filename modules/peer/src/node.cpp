@@ -452,10 +452,6 @@ bool node::make_room_for(core::chunk_id id) {
     }
 }
 
-void node::push_done() noexcept {
-    if (pushes_queued_ > 0) --pushes_queued_;
-}
-
 core::buffer_map node::advertised_map() const {
     auto m = store_.map();
     for (const auto& [at, id] : unannounced_) m.reset(id);  // the source's fresh chunks stay unannounced
@@ -479,8 +475,7 @@ session* node::next_slot_holder() const noexcept {
     return best;
 }
 
-bool node::take_upload_slot(session* s, bool push) {
-    (void)push;
+bool node::take_upload_slot(session* s) {
     const auto it = std::find(slot_waiters_.begin(), slot_waiters_.end(), s);
     if (it == slot_waiters_.end()) slot_waiters_.push_back(s);
     if (upload_slots_busy_ >= std::max<std::size_t>(cfg_.upload_slots, 1) || next_slot_holder() != s) return false;
@@ -611,12 +606,15 @@ void node::join(core::time_point now) {
     } else if (const auto short_span = store_.interval(2, interval_max_span)) {
         interval_s_ = std::clamp(*short_span, 0.01, 10.0);  // the probe timed out: the best there is
     }
+    // Every chunk leaves `buffer` after its source timestamp (the same lag for all), or, when the swarm
+    // delivers the newest chunk later than that, its age now plus a margin for the chunks after it.
+    const auto wall = wall_now();
+    const auto age = std::chrono::duration_cast<core::duration>(
+        anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0));
+    const auto lag = std::max(cfg_.buffer, age + join_margin);
     // Start at the chunk due now (held ones play at once; older ones would be late).
-    const auto wall_at_join = wall_now();
-    const double anchor_age_s =
-        anchor->timestamp < wall_at_join ? static_cast<double>(wall_at_join - anchor->timestamp) / 1e6 : 0.0;
-    const double lag_s = std::max(core::to_seconds(cfg_.buffer), anchor_age_s + core::to_seconds(join_margin));
-    const auto back = static_cast<std::uint64_t>(std::max(0.0, std::floor((lag_s - anchor_age_s) / interval_s_)));
+    const auto back =
+        static_cast<std::uint64_t>(std::max(0.0, std::floor(core::to_seconds(lag - age) / interval_s_)));
     auto start = anchor->id.value() >= back ? anchor->id - back : core::chunk_id{0};
     // Not before what the neighbours still hold.
     std::optional<core::chunk_id> lowest;
@@ -624,12 +622,7 @@ void node::join(core::time_point now) {
         if (const auto first = s->remote_map().next_set(core::chunk_id{0}); first && (!lowest || *first < *lowest)) lowest = first;
     }
     if (lowest && *lowest > start) start = *lowest;
-    // Every chunk leaves `buffer` after its source timestamp (the same lag for all), or, when the swarm
-    // delivers the newest chunk later than that, its age now plus a margin for the chunks after it.
-    const auto wall = wall_now();
-    const auto age = std::chrono::duration_cast<core::duration>(
-        anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0));
-    playout_.start(start, std::max(cfg_.buffer, age + join_margin), wall, now);
+    playout_.start(start, lag, wall, now);
     rebuild_scheduler(start);
     join_ = join_state::playing;
     spdlog::info("peer: joining at chunk {} (live edge {}, {:.2f} s per chunk, lag {:.2f} s)", start.value(),

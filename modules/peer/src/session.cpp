@@ -124,10 +124,8 @@ void session::close(const std::string& why) {
 void session::drop_queued() noexcept {
     for (const auto& u : uploads_) owner_->upload_queued_bytes_ -= u.bytes;
     for (const auto& c : pushes_) owner_->upload_queued_bytes_ -= wire::frame_size(*c);
-    const auto pushes = pushes_.size();
     uploads_.clear();
     pushes_.clear();
-    for (std::size_t i = 0; i < pushes; ++i) owner_->push_done();
     owner_->forget_slot_waiter(this);
 }
 
@@ -163,7 +161,6 @@ void session::push(wire::chunk_ptr c) {
     remote_map_.advance_to_fit(c->id);
     remote_map_.set(c->id);
     owner_->upload_queued_bytes_ += wire::frame_size(*c);
-    ++owner_->pushes_queued_;
     pushes_.push_back(std::move(c));
     notify_writer();
 }
@@ -247,12 +244,11 @@ bool session::next_frame(outgoing_frame& out) {
     }
     // The source's pushes first: they are how fresh chunks enter the swarm at all.
     if (!pushes_.empty()) {
-        if (!owner_->take_upload_slot(this, true)) return false;  // woken when it is our turn
+        if (!owner_->take_upload_slot(this)) return false;  // woken when it is our turn
         holds_slot_ = true;
         out.chunk = std::move(pushes_.front());
         pushes_.pop_front();
         owner_->upload_queued_bytes_ -= wire::frame_size(*out.chunk);
-        out.pushed = true;
         return true;
     }
     // Requested chunks: the upload slot goes to pushes first anywhere in the node (node::next_slot_holder).
@@ -270,7 +266,7 @@ bool session::next_frame(outgoing_frame& out) {
             wire::encode(wire::reject{u.id}, out.bytes);
             return true;
         }
-        if (!owner_->take_upload_slot(this, false)) return false;  // woken when it is our turn
+        if (!owner_->take_upload_slot(this)) return false;  // woken when it is our turn
         holds_slot_ = true;
         uploads_.pop_front();
         owner_->upload_queued_bytes_ -= u.bytes;
@@ -311,7 +307,6 @@ asio::awaitable<void> session::writer(std::shared_ptr<session> self) {
             const auto result = co_await write_chunk(self, f.chunk, f.requested);
             spdlog::trace("peer: sent {} to {}:{}", f.chunk->id.value(), self->remote_ip_, self->remote_port_);
             self->give_up_slot();
-            if (f.pushed) node.push_done();
             if (result == write_result::cancelled) continue;
             ok = result == write_result::written;
             if (self->closed_) break;

@@ -71,7 +71,6 @@ private:
         std::vector<std::byte> bytes;  // an encoded small message
         wire::chunk_ptr chunk;         // or a chunk (pushed or requested)
         bool requested = false;        // the chunk answers a REQUEST (a CANCEL may withdraw it)
-        bool pushed = false;           // the source's push (counted in node::pushes_queued_ until written)
     };
 
     static boost::asio::awaitable<void> reader(std::shared_ptr<session> self);

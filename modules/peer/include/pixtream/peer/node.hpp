@@ -162,14 +162,13 @@ private:
     bool may_serve(core::chunk_id id);               // a REQUEST: serve it (and count the copy)?
     bool within_budget(core::chunk_id id);           // source: the upload budget allows serving it (takes it)
     bool upload_saturated();                         // the upload backlog is over max_upload_backlog
-    void push_done() noexcept;                       // a pushed chunk is in the kernel (or dropped)
     // Over the backlog bound: REJECTs queued uploads staler than `id` until under it; false if that
     // was not enough (nothing staler queued).
     bool make_room_for(core::chunk_id id);
     // Upload slots (node_config::upload_slots): a session takes one before writing a chunk frame,
     // pushes first, then the session with the freshest chunk to send; a session that could not is
     // woken when it is its turn.
-    bool take_upload_slot(session* s, bool push);
+    bool take_upload_slot(session* s);
     void release_upload_slot() noexcept;
     void forget_slot_waiter(session* s) noexcept;
     session* next_slot_holder() const noexcept;  // the waiter whose turn it is
@@ -207,7 +206,6 @@ private:
     core::token_bucket budget_bucket_;     // source: source_budget x the stream rate (unlimited until measured)
     std::uint64_t delivered_total_ = 0;    // bytes acknowledged over all connections, ever
     std::size_t upload_queued_bytes_ = 0;  // chunk frames queued in sessions, not yet paced
-    std::size_t pushes_queued_ = 0;        // pushed chunks not yet handed to the kernel
     std::size_t upload_slots_busy_ = 0;
     std::deque<session*> slot_waiters_;    // sessions waiting for an upload slot, in turn
     mutable core::rate_meter up_meter_;  // reading a meter rolls its window: not a logical change
