@@ -394,6 +394,11 @@ void node_chunk_throughput(benchmark::State& state) {
         node_thread nodes;
         auto cfg = node_config_for(set.key.public_key, 1, true);
         cfg.source_fresh = core::duration::zero();  // serve every request
+        // This measures the serving path, not the upload policy: no source budget (1.3 x the stream
+        // rate, here 128 chunks published at once), and no backlog bound (32 requests of 64 KiB at once
+        // are 4 s at the 1 Mbit/s assumed before the uplink was measured: all but one would be refused).
+        cfg.source_budget = 0;
+        cfg.max_upload_backlog = core::seconds(3600);
         auto source = std::make_shared<peer::node>(nodes.executor(), cfg);
         for (const auto& c : set.chunks) source->publish(c);
         nodes.add(source);
@@ -408,6 +413,12 @@ void node_chunk_throughput(benchmark::State& state) {
         client.flush();
 
         std::uint64_t ready = 0;
+        // Steady state: the node starts at an assumed uplink rate and grows its kernel budget as it
+        // measures (slow start, one sample per 50 ms); the measurement begins after that ramp.
+        for (const auto warm_until = core::clock::now() + core::milliseconds(300); core::clock::now() < warm_until;) {
+            while (ready == 0) ready += take_chunks(client, set, next_request);
+            --ready;
+        }
         const auto start = core::clock::now();
         for (auto _ : state) {
             while (ready == 0) ready += take_chunks(client, set, next_request);
