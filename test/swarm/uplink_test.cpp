@@ -163,31 +163,4 @@ BOOST_AUTO_TEST_CASE(the_kernel_holds_about_one_round_trip) {
     BOOST_TEST(p.kernel_budget(core::milliseconds(100), end) == 400'000 * 1.25 * 0.2, boost::test_tools::tolerance(0.03));
 }
 
-BOOST_AUTO_TEST_CASE(before_a_measurement_the_kernel_budget_grows_like_slow_start) {
-    upload_policy p;
-    std::uint64_t delivered = 0;
-    double waiting = 0;
-    p.estimator().sample(0, false, t0);
-    // 300 ms of a fast link that drains all it is offered (40 MB/s): not busy, so no capacity yet,
-    // but the kernel may hold twice the recent rate's worth.
-    auto now = drive(p.estimator(), 1e9, 40e6, 0.3, t0, delivered, waiting);
-    BOOST_TEST(!p.estimator().capacity(now).has_value());
-    BOOST_TEST(p.estimator().recent_rate(now) == 40e6, boost::test_tools::tolerance(0.01));
-    BOOST_TEST(p.kernel_budget(core::milliseconds(0), now) == 2 * 40e6 * 1.25 * 0.1, boost::test_tools::tolerance(0.01));
-    // The recent rate is forgotten after recent_window of idleness: back to the assumed rate.
-    for (int i = 1; i <= 5; ++i) p.estimator().sample(delivered, false, now + core::milliseconds(50) * i);
-    now += core::milliseconds(250);
-    BOOST_TEST(p.estimator().recent_rate(now) == 0.0);
-    BOOST_TEST(p.kernel_budget(core::milliseconds(200), now) >= 125'000 * 1.25 * 0.3);
-    // Once measured, the capacity decides, not the short samples.
-    uplink_config capped;
-    capped.max_rate = 1e6;
-    upload_policy q(capped);
-    q.estimator().sample(0, false, t0);
-    std::uint64_t d2 = 0;
-    double w2 = 0;
-    now = drive(q.estimator(), 1e9, 40e6, 0.3, t0, d2, w2);
-    BOOST_TEST(q.kernel_budget(core::milliseconds(0), now) == 1e6 * 1.25 * 0.1, boost::test_tools::tolerance(0.01));
-}
-
 BOOST_AUTO_TEST_SUITE_END()

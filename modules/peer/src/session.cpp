@@ -362,25 +362,17 @@ asio::awaitable<session::write_result> session::write_chunk(std::shared_ptr<sess
             w = co_await (self->socket_.async_wait(tcp::socket::wait_write, use_tuple) || deadline.async_wait(use_tuple));
         }
         if (self->closed_ || w.index() != 0 || std::get<0>(std::get<0>(w))) co_return write_result::failed;
-        // Slices of burst_bytes while paced; unpaced, as much as the kernel budget leaves room for.
-        const std::size_t min_slice = std::min(total - done, std::max<std::size_t>(node.uplink_.burst_bytes(), 1024));
+        const std::size_t slice = std::min(total - done, std::max<std::size_t>(node.uplink_.burst_bytes(), 1024));
         // Keep what the kernel holds to about a round trip of the uplink: this socket's queue plus what
         // the others have in flight (their unsent bytes do not load the uplink: a neighbour that stops
         // reading must not hold up everyone). Bounded: the write timeout ends a wait that never clears.
         const auto budget_deadline = core::clock::now() + write_timeout;
-        double room = 0;
-        for (;;) {
-            if (self->closed_) co_return write_result::failed;
-            room = node.uplink_.kernel_budget(self->rtt(), core::clock::now()) -
-                   static_cast<double>(node.kernel_in_flight_total() + self->kernel_unsent());
-            if (room >= static_cast<double>(min_slice)) break;
+        while (!self->closed_ && static_cast<double>(node.kernel_in_flight_total() + self->kernel_unsent() + slice) >
+                                     node.uplink_.kernel_budget(self->rtt(), core::clock::now())) {
             if (core::clock::now() > budget_deadline) co_return write_result::failed;
             pace.expires_after(kernel_poll);
             co_await pace.async_wait(use_tuple);
         }
-        const std::size_t slice = node.upload_bucket_.unlimited()
-                                      ? std::min(total - done, std::max(min_slice, static_cast<std::size_t>(room)))
-                                      : min_slice;
         if (self->closed_) co_return write_result::failed;
         if (done == 0 && requested && self->pacing_cancelled_) co_return write_result::cancelled;
         const auto wait = node.upload_bucket_.reserve(static_cast<double>(slice), core::clock::now());

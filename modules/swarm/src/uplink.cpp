@@ -10,17 +10,12 @@ void uplink_estimator::sample(std::uint64_t delivered, bool backlogged, core::ti
         interval_start_ = now;
         delivered_start_ = delivered_last_ = delivered;
         busy_throughout_ = backlogged;
-        sample_last_at_ = now;
         return;
     }
     // A closed connection takes its unacknowledged bytes out of the sum: count no progress then.
     if (delivered < delivered_last_) {
         delivered_start_ -= std::min(delivered_start_, delivered_last_ - delivered);
-    } else if (now > sample_last_at_) {
-        const double step = static_cast<double>(delivered - delivered_last_) / core::to_seconds(now - sample_last_at_);
-        push_max(recent_, {now, step}, cfg_.recent_window);
     }
-    sample_last_at_ = now;
     delivered_last_ = delivered;
     busy_throughout_ = busy_throughout_ && backlogged;
     const auto elapsed = now - interval_start_;
@@ -66,10 +61,6 @@ std::optional<double> uplink_estimator::capacity(core::time_point now) const {
     return best;
 }
 
-double uplink_estimator::recent_rate(core::time_point now) const {
-    return front_in_window(recent_, now, cfg_.recent_window).value_or(0.0);
-}
-
 double uplink_estimator::lower_bound(core::time_point now) const {
     return front_in_window(all_, now, cfg_.window).value_or(0.0);
 }
@@ -97,12 +88,7 @@ bool upload_policy::should_reject(double waiting_bytes, core::time_point now) co
 double upload_policy::kernel_budget(core::duration rtt, core::time_point now) const {
     const auto& cfg = estimator_.config();
     const double horizon = core::to_seconds(std::max(rtt, core::duration::zero()) + cfg.kernel_margin);
-    double rate = drain_rate(now);
-    if (!estimator_.capacity(now)) {  // slow start
-        rate = std::max(rate, cfg.slow_start_gain * estimator_.recent_rate(now));
-        if (cfg.max_rate > 0) rate = std::min(rate, cfg.max_rate);
-    }
-    return std::max(static_cast<double>(cfg.kernel_min_bytes), rate * cfg.probe_gain * horizon);
+    return std::max(static_cast<double>(cfg.kernel_min_bytes), drain_rate(now) * cfg.probe_gain * horizon);
 }
 
 double upload_policy::pacing_rate(core::time_point now) const {

@@ -26,10 +26,7 @@
 // (as BBR probes), so that the estimate grows when the link can do more without keeping the link's
 // queue full; bursts are bounded by `burst_bytes`. Pacing at a mere lower bound would throttle a node
 // to whatever it happened to send before. And it bounds what the kernel holds for all connections
-// (kernel_budget): enough to keep the writing connection's pipe full, not more. Before the capacity
-// is known, that bound grows as TCP's slow start does: twice the best delivery rate of the last few
-// samples (`recent_window`), so that a fast link (loopback, a LAN) is not held to the assumed rate
-// for the second a measurement takes, while a slow one still gets only a little more than it drains.
+// (kernel_budget): enough to keep the writing connection's pipe full, not more.
 #include "pixtream/core/time.hpp"
 
 #include <cstddef>
@@ -57,8 +54,6 @@ struct uplink_config {
     std::size_t kernel_min_bytes = 24 * 1024;
     unsigned probe_every = 8;
     std::size_t burst_bytes = 8 * 1024;  // a few packets
-    core::duration recent_window = core::milliseconds(200);  // the samples recent_rate looks at
-    double slow_start_gain = 2;
 };
 
 struct uplink_sample_stats {
@@ -83,9 +78,6 @@ public:
     bool saturated_recently(core::time_point now) const;
     // The newest interval's delivery rate (0 before one completed).
     double delivery_rate() const noexcept { return last_rate_; }
-    // The best sample-to-sample delivery rate within recent_window (0 if none): short, so it over-
-    // measures when ACKs come in bursts; only the kernel budget's slow start uses it.
-    double recent_rate(core::time_point now) const;
     const uplink_sample_stats& stats() const noexcept { return stats_; }
     const uplink_config& config() const noexcept { return cfg_; }
 
@@ -105,8 +97,6 @@ private:
     static std::optional<double> front_in_window(const std::deque<measurement>& q, core::time_point now,
                                                  core::duration window);
 
-    core::time_point sample_last_at_{};
-    std::deque<measurement> recent_;  // sample-to-sample rates over recent_window, decreasing (a max queue)
     std::deque<measurement> all_;   // every interval's rate over the window, decreasing (a max queue)
     std::deque<measurement> busy_;  // busy intervals' rates, likewise
     std::optional<double> last_busy_rate_;
