@@ -607,15 +607,27 @@ void node::join(core::time_point now) {
         interval_s_ = std::clamp(*short_span, 0.01, 10.0);  // the probe timed out: the best there is
     }
     // Every chunk leaves `buffer` after its source timestamp (the same lag for all), or, when the swarm
-    // delivers the newest chunk later than that, its age now plus a margin for the chunks after it.
+    // delivers fresh chunks later than that, their age plus a margin. That age is the newest chunk the
+    // neighbours hold now, not the anchor's: fetching the anchor may have taken long (holders serve
+    // fresher chunks first), and a lag set from it would stay that much too long for the whole session.
     const auto wall = wall_now();
     const auto age = std::chrono::duration_cast<core::duration>(
         anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0));
-    const auto lag = std::max(cfg_.buffer, age + join_margin);
+    std::optional<core::chunk_id> edge_now;
+    for (const auto& [id, s] : sessions_) {
+        if (const auto last = s->remote_map().last_set(); last && (!edge_now || *last > *edge_now)) edge_now = *last;
+    }
+    const auto newer = edge_now && *edge_now > anchor->id ? distance(anchor->id, *edge_now) : std::int64_t{0};
+    const auto edge_age = std::max(core::duration::zero(), age - core::from_seconds(static_cast<double>(newer) * interval_s_));
+    const auto lag = std::max(cfg_.buffer, edge_age + join_margin);
     // Start at the chunk due now (held ones play at once; older ones would be late).
-    const auto back =
-        static_cast<std::uint64_t>(std::max(0.0, std::floor(core::to_seconds(lag - age) / interval_s_)));
-    auto start = anchor->id.value() >= back ? anchor->id - back : core::chunk_id{0};
+    auto start = anchor->id;
+    if (lag >= age) {
+        const auto back = static_cast<std::uint64_t>(std::floor(core::to_seconds(lag - age) / interval_s_));
+        start = anchor->id.value() >= back ? anchor->id - back : core::chunk_id{0};
+    } else {  // the anchor is already late at this lag: the first chunk not yet due
+        start = anchor->id + static_cast<std::uint64_t>(std::ceil(core::to_seconds(age - lag) / interval_s_));
+    }
     // Not before what the neighbours still hold.
     std::optional<core::chunk_id> lowest;
     for (const auto& [id, s] : sessions_) {
