@@ -413,8 +413,8 @@ void node_chunk_throughput(benchmark::State& state) {
         client.flush();
 
         std::uint64_t ready = 0;
-        // Steady state: the node starts at an assumed uplink rate and grows its kernel budget as it
-        // measures (slow start, one sample per 50 ms); the measurement begins after that ramp.
+        // Steady state: the node starts at an assumed uplink rate and raises its estimate as it
+        // measures (one sample per 50 ms, 1 s intervals); the measurement begins after 300 ms of that.
         for (const auto warm_until = core::clock::now() + core::milliseconds(300); core::clock::now() < warm_until;) {
             while (ready == 0) ready += take_chunks(client, set, next_request);
             --ready;

@@ -14,7 +14,6 @@
 #include "process_swarm.hpp"
 #include "report.hpp"
 
-#include <cstdlib>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -163,9 +162,6 @@ void simulation::start_peer(sim_peer& p) {
     c.max_upload_backlog = core::from_seconds(opt_.upload_backlog);
     c.store_capacity = 128;
     c.seed = rng_();
-    if (auto* e = std::getenv("PX_SLOTS")) c.upload_slots = std::stoul(e);
-    if (auto* e = std::getenv("PX_RELAY")) c.relay_pushes = std::stoul(e);
-    if (auto* e = std::getenv("PX_BACKLOG")) c.max_upload_backlog = core::from_seconds(std::stod(e));
     p.node = std::make_shared<peer::node>(io_.get_executor(), c);
     p.node->on_playback({[this, &p](const wire::chunk_ptr& ch) {
                              const auto now = wall_now();
@@ -354,10 +350,6 @@ void simulation::run() {
     sc.upload_limit = opt_.source_cap_bps / 8;
     sc.max_upload_backlog = core::from_seconds(opt_.upload_backlog);
     sc.seed = rng_();
-    if (auto* e = std::getenv("PX_SLOTS")) sc.upload_slots = std::stoul(e);
-    if (auto* e = std::getenv("PX_BUDGET")) sc.source_budget = std::stod(e);
-    if (auto* e = std::getenv("PX_FRESH")) sc.source_fresh = core::from_seconds(std::stod(e));
-    if (auto* e = std::getenv("PX_BACKLOG")) sc.max_upload_backlog = core::from_seconds(std::stod(e));
     source_ = std::make_shared<peer::node>(io_.get_executor(), sc);
     tracker::client_config tc;
     std::string err;
