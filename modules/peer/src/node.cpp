@@ -574,12 +574,17 @@ void node::rebuild_scheduler(core::chunk_id playhead) {
     store_.map().for_each_set([&](core::chunk_id id) { scheduler_->set_have(id); });
 }
 
+std::optional<core::chunk_id> node::live_edge() const {
+    std::optional<core::chunk_id> edge;
+    for (const auto& [id, s] : sessions_) {
+        if (const auto last = s->remote_map().last_set(); last && (!edge || *last > *edge)) edge = *last;
+    }
+    return edge;
+}
+
 void node::join(core::time_point now) {
     if (join_ == join_state::waiting) {
-        std::optional<core::chunk_id> edge;
-        for (const auto& [id, s] : sessions_) {
-            if (const auto last = s->remote_map().last_set(); last && (!edge || *last > *edge)) edge = *last;
-        }
+        const auto edge = live_edge();
         if (!edge) return;
         // Fetch the newest chunks first, interval_min_span of them below the edge: the source's
         // timestamps over that span give the chunk interval (two neighbours could be cut 10 ms apart).
@@ -613,10 +618,7 @@ void node::join(core::time_point now) {
     const auto wall = wall_now();
     const auto age = std::chrono::duration_cast<core::duration>(
         anchor->timestamp < wall ? core::microseconds(wall - anchor->timestamp) : core::microseconds(0));
-    std::optional<core::chunk_id> edge_now;
-    for (const auto& [id, s] : sessions_) {
-        if (const auto last = s->remote_map().last_set(); last && (!edge_now || *last > *edge_now)) edge_now = *last;
-    }
+    const auto edge_now = live_edge();
     const auto newer = edge_now && *edge_now > anchor->id ? distance(anchor->id, *edge_now) : std::int64_t{0};
     const auto edge_age = std::max(core::duration::zero(), age - core::from_seconds(static_cast<double>(newer) * interval_s_));
     const auto lag = std::max(cfg_.buffer, edge_age + join_margin);

@@ -96,10 +96,10 @@ double upload_policy::pacing_rate(core::time_point now) const {
     const auto est = estimator_.capacity(now);
     const double c = cfg.max_rate;
     if (!est || !estimator_.saturated_recently(now)) return c;
+    if (c > 0 && *est >= c) return c;  // the user's cap is the limit, not the link: no queue to drain there
     // Probe one interval in probe_every, counted on the steady clock.
     const std::int64_t slot = static_cast<std::int64_t>(now.time_since_epoch() / cfg.interval);
     const bool probing = cfg.probe_every > 0 && slot % static_cast<std::int64_t>(cfg.probe_every) == 0;
-    if (c > 0 && *est >= c) return c;  // the user's cap is the limit, not the link: no queue to drain there
     const double r = *est * (probing ? cfg.probe_gain : cfg.cruise_gain);
     return c > 0 ? std::min(r, c) : r;
 }

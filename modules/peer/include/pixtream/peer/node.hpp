@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -189,6 +190,7 @@ private:
     void play(core::time_point now);
     void fetch_missing_headers(core::time_point now);
     session* find(const core::peer_id& id) const;
+    std::optional<core::chunk_id> live_edge() const;  // the newest chunk any neighbour holds
 
     node_config cfg_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -25,8 +25,8 @@
 // at `cruise_gain` (0.9) times the capacity, so that the link's queue drains, except that one
 // interval in every `probe_every` is paced at `probe_gain` times it (as BBR probes), so that the
 // estimate grows when the link can do more without keeping the link's queue full (while the user's
-// cap is the limit, at the cap); bursts are bounded by `burst_bytes`. Pacing at a mere lower bound would throttle a node
-// to whatever it happened to send before. And it bounds what the kernel holds for all connections
+// cap is the limit, at the cap); bursts are bounded by `burst_bytes`. Pacing at a mere lower bound
+// would throttle a node to whatever it happened to send before. And it bounds what the kernel holds for all connections
 // (kernel_budget): enough to keep the writing connection's pipe full, not more.
 #include "pixtream/core/time.hpp"
 
