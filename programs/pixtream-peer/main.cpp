@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
     double buffer = 3;
     double linger = 5;
     double wait_channel = 10;
+    unsigned push_substreams = 0;
     std::string log_level = "info";
     std::vector<std::string> positional;
     // clang-format off
@@ -121,6 +122,11 @@ int main(int argc, char** argv) {
          "seconds to keep serving other peers after the stream ended")
         ("wait-channel", po::value(&wait_channel)->default_value(wait_channel),
          "seconds to wait for the channel to appear on the tracker (the source may start later)")
+        ("push-substreams", po::value(&push_substreams)->default_value(push_substreams),
+         "experimental: split the stream into this many substreams (1-32), each pushed to this peer by one "
+         "neighbour it subscribes to; 0 (the default): no push trees, chunks are pulled. The whole swarm should "
+         "use one value (neighbours with another push nothing to this peer); on emulated WAN links they were "
+         "slower than pulling so far (docs/architecture.md)")
         ("log-level", po::value(&log_level)->default_value(log_level), "trace, debug, info, warn, error or off");
     po::options_description hidden;
     hidden.add_options()("args", po::value(&positional));
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
     if (upload_limit < 0 || linger < 0 || wait_channel < 0)
         return usage_error("--upload-limit, --linger and --wait-channel cannot be negative");
     if (max_peers == 0) return usage_error("--max-peers must be at least 1");
+    if (push_substreams > 32) return usage_error("--push-substreams must be between 0 and 32");
     if (!(upload_backlog >= 0.05 && upload_backlog <= 60)) return usage_error("--upload-backlog must be between 0.05 and 60 seconds");
     std::string error;
     const auto tracker_url = tracker::parse_tracker_url(positional[0], error);
@@ -195,6 +202,7 @@ int main(int argc, char** argv) {
     ncfg.upload_limit = upload_limit;
     ncfg.max_upload_backlog = core::from_seconds(upload_backlog);
     ncfg.buffer = core::from_seconds(buffer);
+    ncfg.push_substreams = push_substreams;
     ncfg.seed = rd();
     std::shared_ptr<peer::node> node;
     try {
@@ -236,6 +244,13 @@ int main(int argc, char** argv) {
                                            {"kernel_unsent_bytes", s.kernel_unsent},
                                            {"queued_bytes", s.upload_queued}}},
             {"download_bps", s.download_rate * 8},
+            {"push_tree", boost::json::object{{"capacity", s.tree_capacity},
+                                              {"children", s.tree_children},
+                                              {"parents", s.tree_parents},
+                                              {"subscribes", s.tree.subscribes},
+                                              {"parent_changes", s.tree.parent_changes},
+                                              {"refusals", s.tree.refusals},
+                                              {"revocations", s.tree.revocations}}},
             {"scheduler", boost::json::object{{"requests", s.scheduler.requests},
                                               {"duplicate_requests", s.scheduler.duplicate_requests},
                                               {"request_timeouts", s.scheduler.timeouts},

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     double chunk_seconds = 0.25;
     std::size_t chunk_bytes = 64 * 1024;
     double linger = 10;
+    unsigned push_substreams = 0;
     std::string log_level = "info";
     std::vector<std::string> positional;
     // clang-format off
@@ -87,6 +88,10 @@ int main(int argc, char** argv) {
         ("chunk-bytes", po::value(&chunk_bytes)->default_value(chunk_bytes), "largest chunk payload")
         ("linger", po::value(&linger)->default_value(linger),
          "seconds to keep serving after the input ended, so peers get the end of the stream")
+        ("push-substreams", po::value(&push_substreams)->default_value(push_substreams),
+         "experimental: split the stream into this many substreams (1-32); peers subscribe to one substream "
+         "each here and push it on to their own subscribers; 0 (the default): no push trees. The peers must "
+         "use the same value (docs/architecture.md)")
         ("log-level", po::value(&log_level)->default_value(log_level), "trace, debug, info, warn, error or off");
     po::options_description hidden;
     hidden.add_options()("args", po::value(&positional));
@@ -117,6 +122,7 @@ int main(int argc, char** argv) {
     if (rate < 0 || upload_limit < 0 || linger < 0) return usage_error("--rate, --upload-limit and --linger cannot be negative");
     if (!(upload_budget == 0 || (upload_budget >= 1 && upload_budget <= 100)))
         return usage_error("--upload-budget must be 0 or between 1 and 100 (times the stream rate)");
+    if (push_substreams > 32) return usage_error("--push-substreams must be between 0 and 32");
     if (channel.empty() || channel.size() > 64) return usage_error("--channel must be 1 to 64 characters");
 
     std::string error;
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
     ncfg.target_peers = 0;  // the source does not dial out: peers come to it
     ncfg.upload_limit = upload_limit;
     ncfg.source_budget = upload_budget;
+    ncfg.push_substreams = push_substreams;
     ncfg.seed = rd();
     std::shared_ptr<peer::node> node;
     std::shared_ptr<stream::output_server> output;
@@ -177,6 +184,10 @@ int main(int argc, char** argv) {
                                            {"busy_intervals", s.uplink_busy_intervals},
                                            {"kernel_unsent_bytes", s.kernel_unsent},
                                            {"queued_bytes", s.upload_queued}}},
+            {"push_tree", boost::json::object{{"capacity", s.tree_capacity},
+                                              {"children", s.tree_children},
+                                              {"subscribes", s.tree.subscribes},
+                                              {"revocations", s.tree.revocations}}},
             {"rejects_sent", s.rejects_sent},
             {"protocol_errors", s.protocol_errors},
             {"bans", s.bans},

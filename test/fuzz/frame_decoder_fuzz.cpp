@@ -67,6 +67,11 @@ void check_limits(const wire::message& m) {
             PIXTREAM_FUZZ_CHECK(e.port != 0);
         }
     }
+    const auto substreams_ok = [](std::uint8_t n, std::uint32_t mask) {
+        return n >= 1 && n <= wire::max_substreams && (n == wire::max_substreams || (mask >> n) == 0);
+    };
+    if (const auto* s = std::get_if<wire::subscribe>(&m)) PIXTREAM_FUZZ_CHECK(substreams_ok(s->substreams, s->mask));
+    if (const auto* g = std::get_if<wire::grant>(&m)) PIXTREAM_FUZZ_CHECK(substreams_ok(g->substreams, g->mask));
 }
 
 // `frame` holds the length prefix, type and body m was decoded from.

@@ -69,6 +69,8 @@ inline std::vector<wire::message> sample_session() {
             sample_chunk(78, 0, wire::chunk::flag_end_of_stream),
             wire::peers{{v4, v6}},
             wire::peers{},
+            wire::subscribe{4, 0x0f},
+            wire::grant{4, 0x02},
             wire::keepalive{}};
 }
 

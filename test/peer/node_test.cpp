@@ -55,7 +55,8 @@ struct viewer {
 
 // Publishes `count` signed chunks every `period`, the last one marked end of stream.
 asio::awaitable<void> produce(std::shared_ptr<peer::node> source, wire::secret_key key, int count,
-                              core::duration period, std::vector<wire::chunk_ptr>* published) {
+                              core::duration period, std::vector<wire::chunk_ptr>* published,
+                              std::size_t min_size = 2000) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     std::mt19937 gen(5);
     for (int i = 0; i < count; ++i) {
@@ -64,7 +65,7 @@ asio::awaitable<void> produce(std::shared_ptr<peer::node> source, wire::secret_k
         c.timestamp = wall_now();
         c.flags = wire::chunk::flag_random_access;
         if (i + 1 == count) c.flags |= wire::chunk::flag_end_of_stream;
-        c.payload.resize(2000 + gen() % 6000);
+        c.payload.resize(min_size + gen() % (3 * min_size));
         for (auto& b : c.payload) b = static_cast<std::byte>(gen());
         wire::sign_chunk(c, key);
         auto ptr = std::make_shared<const wire::chunk>(std::move(c));
@@ -84,15 +85,24 @@ auto rethrow = [](std::exception_ptr e) {
 BOOST_AUTO_TEST_SUITE(node_suite)
 
 // A source and five peers: every peer plays every chunk from where it joined to the end, in order,
-// byte for byte, and gets the end of the stream.
-BOOST_AUTO_TEST_CASE(swarm_plays_every_chunk_in_order) {
+// byte for byte, and gets the end of the stream. With `push_substreams`, through push trees.
+void run_swarm(unsigned push_substreams) {
+    // The trees take a few seconds to form (observations, answers): a longer stream for them, and a
+    // lighter one (about 200 kbit/s), so that the uplink the viewers assume before they measured one
+    // (1 Mbit/s) has room for all their children.
+    const std::size_t count = push_substreams == 0 ? 80 : 250;
+    const std::size_t min_size = push_substreams == 0 ? 2000 : 500;
     asio::io_context io;
     const auto kp = wire::generate_keypair();
-    auto source = std::make_shared<peer::node>(io.get_executor(), config(kp.public_key, 0, true));
+    auto source_cfg = config(kp.public_key, 0, true);
+    source_cfg.push_substreams = push_substreams;
+    auto source = std::make_shared<peer::node>(io.get_executor(), source_cfg);
     std::vector<std::unique_ptr<viewer>> viewers;
     for (int i = 1; i <= 5; ++i) {
         auto v = std::make_unique<viewer>();
-        v->node = std::make_shared<peer::node>(io.get_executor(), config(kp.public_key, i, false));
+        auto cfg = config(kp.public_key, i, false);
+        cfg.push_substreams = push_substreams;
+        v->node = std::make_shared<peer::node>(io.get_executor(), cfg);
         v->node->add_candidate("127.0.0.1", source->local_endpoint().port());
         if (i > 1) v->node->add_candidate("127.0.0.1", viewers.front()->node->local_endpoint().port());
         auto* raw = v.get();
@@ -103,7 +113,7 @@ BOOST_AUTO_TEST_CASE(swarm_plays_every_chunk_in_order) {
     asio::co_spawn(io, source->run(), rethrow);
     for (auto& v : viewers) asio::co_spawn(io, v->node->run(), rethrow);
     std::vector<wire::chunk_ptr> published;
-    asio::co_spawn(io, produce(source, kp.secret, 80, 40ms, &published), rethrow);
+    asio::co_spawn(io, produce(source, kp.secret, static_cast<int>(count), 40ms, &published, min_size), rethrow);
 
     // Run until every viewer has seen the end (bounded), then stop everything.
     const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -111,18 +121,22 @@ BOOST_AUTO_TEST_CASE(swarm_plays_every_chunk_in_order) {
         io.run_for(50ms);
         if (std::all_of(viewers.begin(), viewers.end(), [](const auto& v) { return v->ended; })) break;
     }
+    // The trees as they stand at the end (stopping closes every connection).
+    std::vector<peer::node_stats> trees;
+    for (auto& v : viewers) trees.push_back(v->node->stats());
+    const auto source_tree = source->stats();
     source->stop();
     for (auto& v : viewers) v->node->stop();
     io.run_for(1s);
 
-    BOOST_TEST_REQUIRE(published.size() == 80U);
+    BOOST_TEST_REQUIRE(published.size() == count);
     for (std::size_t i = 0; i < viewers.size(); ++i) {
         BOOST_TEST_CONTEXT("viewer " << i + 1) {
             const auto& v = *viewers[i];
             BOOST_TEST_REQUIRE(v.ended);
             BOOST_TEST_REQUIRE(!v.played.empty());
             const auto first = v.played.front()->id.value();
-            BOOST_TEST(v.played.size() == 80 - first);
+            BOOST_TEST(v.played.size() == count - first);
             BOOST_TEST(v.gaps == 0);
             for (std::size_t k = 0; k < v.played.size(); ++k) {
                 BOOST_TEST_REQUIRE((v.played[k]->id == core::chunk_id{first + k}));
@@ -135,12 +149,35 @@ BOOST_AUTO_TEST_CASE(swarm_plays_every_chunk_in_order) {
     }
     // The source uploaded far less than one copy per viewer.
     const auto src = source->stats();
-    BOOST_TEST(src.chunks_published == 80U);
+    BOOST_TEST(src.chunks_published == count);
     BOOST_TEST_MESSAGE("source upload ratio "
                        << static_cast<double>(src.payload_bytes_out) / static_cast<double>(src.bytes_published));
     BOOST_TEST(static_cast<double>(src.payload_bytes_out) < 1.5 * static_cast<double>(src.bytes_published),
                "source uploaded " << src.payload_bytes_out << " for " << src.bytes_published);
+    std::uint64_t requests = 0;
+    for (const auto& st : trees) requests += st.scheduler.requests;
+    BOOST_TEST_MESSAGE(push_substreams << " substreams: " << requests << " requests by all viewers");
+    if (push_substreams == 0) {
+        BOOST_TEST(source_tree.tree_children == 0U);
+        return;
+    }
+    // The source grants each substream to one child, one substream each; every viewer has a parent
+    // for every substream, and nearly every chunk came pushed, not requested.
+    BOOST_TEST(source_tree.tree_children == push_substreams);
+    for (std::size_t i = 0; i < trees.size(); ++i) {
+        BOOST_TEST_MESSAGE("viewer " << i + 1 << ": " << trees[i].tree_parents << " parents, " << trees[i].tree_children
+                                     << " of " << trees[i].tree_capacity << " children, " << trees[i].tree.subscribes
+                                     << " subscribes, " << trees[i].tree.refusals << " refusals, "
+                                     << trees[i].tree.parent_changes << " changes, " << trees[i].scheduler.requests
+                                     << " requests, " << trees[i].neighbours << " neighbours");
+        BOOST_TEST_CONTEXT("viewer " << i + 1) { BOOST_TEST(trees[i].tree_parents == push_substreams); }
+    }
+    BOOST_TEST(requests < count, requests << " requests for " << count << " chunks to 5 viewers");
 }
+
+BOOST_AUTO_TEST_CASE(swarm_plays_every_chunk_in_order) { run_swarm(0); }
+
+BOOST_AUTO_TEST_CASE(push_trees_play_every_chunk_in_order) { run_swarm(4); }
 
 // A neighbour that sends a chunk with a bad signature is disconnected and banned; a genuine chunk
 // from the same connection never arrives.

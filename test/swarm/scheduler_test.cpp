@@ -283,6 +283,36 @@ BOOST_AUTO_TEST_CASE(reject_retries_elsewhere_at_once) {
     BOOST_TEST(s.stats().rejects == 2U);
 }
 
+BOOST_AUTO_TEST_CASE(a_deferred_chunk_is_not_requested_before_its_time) {
+    auto c = config();
+    no_timeouts(c);
+    scheduler s(c);
+    // Chunk 5 is urgent (due within the horizon), chunk 40 is not: both wait while deferred.
+    s.set_deadlines({cid(0), t0 + 1s, 100ms});
+    announce(s, {{5, {1}}, {6, {1}}, {40, {1}}});
+    s.defer(cid(5), t0 + 300ms);
+    s.defer(cid(40), t0 + 200ms);
+    s.defer(cid(500), t0 + 200ms);  // beyond the window: ignored
+    BOOST_TEST(s.deferred(cid(5), t0));
+    BOOST_TEST(!s.deferred(cid(5), t0 + 300ms));
+    BOOST_TEST(!s.deferred(cid(500), t0));
+    BOOST_TEST(s.poll(t0) == std::vector<action>{request(1, 6)}, boost::test_tools::per_element());
+    BOOST_TEST(ms(s.next_timeout()) == 200);
+    BOOST_TEST(s.poll(t0 + 199ms).empty());
+    BOOST_TEST(s.poll(t0 + 200ms) == std::vector<action>{request(1, 40)}, boost::test_tools::per_element());
+    BOOST_TEST(ms(s.next_timeout()) == 300);
+    BOOST_TEST(s.poll(t0 + 300ms) == std::vector<action>{request(1, 5)}, boost::test_tools::per_element());
+    BOOST_TEST(ms(s.next_timeout()) == 60'000);
+    // Held (the push came): the deferral is gone, and a held chunk cannot be deferred.
+    announce(s, {{7, {1}}});
+    s.defer(cid(7), t0 + 10s);
+    s.set_have(cid(7));
+    BOOST_TEST(!s.deferred(cid(7), t0 + 400ms));
+    s.defer(cid(7), t0 + 10s);
+    BOOST_TEST(!s.deferred(cid(7), t0 + 400ms));
+    BOOST_TEST(s.poll(t0 + 400ms).empty());
+}
+
 BOOST_AUTO_TEST_CASE(peer_gone_its_chunks_are_requested_elsewhere) {
     scheduler s(config());
     for (unsigned p = 1; p <= 3; ++p) s.on_bitmap(peer(p), range_map(0, 0, 8));

@@ -63,6 +63,8 @@ BOOST_AUTO_TEST_CASE(golden_bytes) {
                        range_bytes(0xA0, 20)),
                 bytes({6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}))},
         {"no peers", s[11], bytes({0, 0, 0, 2, 0x08, 0})},
+        {"subscribe", s[12], bytes({0, 0, 0, 6, 0x09, 4, 0, 0, 0, 0x05})},
+        {"grant", s[13], bytes({0, 0, 0, 6, 0x0a, 32, 0x80, 0, 0, 0x01})},
     };
     for (const auto& g : cases) {
         BOOST_TEST_CONTEXT(g.what) {
@@ -160,7 +162,12 @@ BOOST_AUTO_TEST_CASE(invalid_bodies_give_typed_errors) {
     far_header_ref[18] = std::byte{0x7F};  // a header reference beyond max_chunk_id (not the all-ones "none")
 
     const std::pair<std::vector<std::byte>, errc> cases[] = {
-        {bytes({0x09}), errc::unknown_message_type},
+        {bytes({0x0b}), errc::unknown_message_type},
+        {bytes({0x09, 4, 0, 0, 0}), errc::truncated_message},
+        {bytes({0x0a, 4, 0, 0, 0, 1, 0}), errc::trailing_bytes},
+        {bytes({0x09, 0, 0, 0, 0, 0}), errc::bad_substreams},      // no substreams
+        {bytes({0x09, 33, 0, 0, 0, 1}), errc::bad_substreams},     // more than max_substreams
+        {bytes({0x0a, 4, 0, 0, 0, 0x10}), errc::bad_substreams},   // mask bit 4 of 4 substreams
         {bytes({0xFF, 1, 2, 3}), errc::unknown_message_type},
         {bytes({0x00, 0}), errc::trailing_bytes},
         {bad_magic, errc::bad_magic},
@@ -225,6 +232,8 @@ BOOST_AUTO_TEST_CASE(encoding_what_the_protocol_forbids_is_a_bug) {
     BOOST_CHECK_THROW(encode(c, out), std::invalid_argument);
     BOOST_CHECK_THROW(encode(peers{std::vector<peer_entry>(max_pex_peers + 1)}, out), std::invalid_argument);
     BOOST_CHECK_THROW(encode(bitmap{core::chunk_id{}, 5000, {}}, out), std::invalid_argument);
+    BOOST_CHECK_THROW(encode(subscribe{0, 0}, out), std::invalid_argument);
+    BOOST_CHECK_THROW(encode(grant{3, 0x08}, out), std::invalid_argument);
     BOOST_TEST(out.empty());
     c.payload.resize(max_chunk_payload);
     encode(c, out);

@@ -55,7 +55,9 @@ std::vector<message> sample_messages() {
             c,
             empty_eos,
             peers{{v4, v6}},
-            peers{}};
+            peers{},
+            subscribe{4, 0x05},
+            grant{32, 0x80000001U}};
 }
 
 std::vector<std::byte> encode_all(const std::vector<message>& msgs) {

@@ -37,6 +37,12 @@ constexpr std::size_t interval_max_span = 32;
 constexpr core::duration join_margin = core::milliseconds(500);
 // Source: the upload budget may be spent a second ahead, and at least two full-size chunks at once.
 constexpr double budget_min_burst = 2.0 * (64 * 1024 + 256);
+// A HAVE's chunk is available to us one round trip plus about this much (its transfer) later.
+constexpr core::duration fetch_transfer = core::milliseconds(50);
+// A deferred chunk (its push is expected) is requested at the latest this long before its deadline.
+constexpr core::duration defer_margin = core::milliseconds(300);
+// The stream's rate is the mean chunk of the newest this many (for the push trees' capacity).
+constexpr std::size_t stream_rate_chunks = 32;
 
 swarm::uplink_config uplink_config_of(const node_config& cfg) {
     swarm::uplink_config u;
@@ -70,6 +76,17 @@ node::node(const asio::any_io_executor& ex, node_config cfg)
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(cfg_.listen);
     acceptor_.listen(asio::socket_base::max_listen_connections);
+    if (cfg_.push_substreams > 0) {
+        swarm::push_tree_config tc;
+        tc.substreams = cfg_.push_substreams;
+        // The source grants one substream per child, and each to push_fanout children: the trees have
+        // different roots, and a fresh chunk leaves the source as often as without them.
+        if (cfg_.is_source) {
+            tc.max_per_child = 1;
+            tc.max_per_substream = std::max<std::size_t>(cfg_.push_fanout, 1);
+        }
+        tree_ = std::make_unique<swarm::push_tree>(tc);
+    }
 }
 
 node::~node() = default;
@@ -213,6 +230,7 @@ bool node::admit(const std::shared_ptr<session>& s) {
     pending_.erase(s);
     sessions_[s->remote_id()] = s;
     if (scheduler_) scheduler_->add_peer(s->remote_id());
+    if (tree_) tree_->add_peer(s->remote_id(), s->remote_is_source());
     // Tell it about our other neighbours that accept connections (peer exchange).
     wire::peers pex;
     for (const auto& [id, other] : sessions_) {
@@ -245,6 +263,7 @@ void node::on_closed(const std::shared_ptr<session>& s) {
     if (const auto it = sessions_.find(s->remote_id()); it != sessions_.end() && it->second == s) {
         sessions_.erase(it);
         if (scheduler_) scheduler_->remove_peer(s->remote_id());
+        if (tree_) tree_->remove_peer(s->remote_id());
         connect_timer_.cancel();  // look for a replacement
         wake();
     }
@@ -292,6 +311,7 @@ void node::on_message(const std::shared_ptr<session>& s, wire::message& m) {
                 s->remote_map().advance_to_fit(msg.id);
                 s->remote_map().set(msg.id);
                 if (scheduler_) scheduler_->on_have(s->remote_id(), msg.id);
+                if (tree_) on_tree_have(*s, msg.id, now);
                 wake();
             } else if constexpr (std::is_same_v<T, wire::request>) {
                 s->requested(msg.id);
@@ -303,6 +323,16 @@ void node::on_message(const std::shared_ptr<session>& s, wire::message& m) {
                 wake();
             } else if constexpr (std::is_same_v<T, wire::chunk>) {
                 on_chunk(s, std::move(msg));
+            } else if constexpr (std::is_same_v<T, wire::subscribe>) {
+                // Another substream count than ours: nothing is granted (its ids would split differently).
+                std::uint32_t granted = 0;
+                if (tree_ && msg.substreams == tree_->substreams()) granted = tree_->on_subscribe(s->remote_id(), msg.mask, now);
+                s->send(wire::grant{msg.substreams, granted});
+            } else if constexpr (std::is_same_v<T, wire::grant>) {
+                if (tree_ && msg.substreams == tree_->substreams()) {
+                    tree_->on_grant(s->remote_id(), msg.mask, now);
+                    wake();
+                }
             } else if constexpr (std::is_same_v<T, wire::peers>) {
                 for (const auto& e : msg.entries) {
                     if (e.id == cfg_.self) continue;
@@ -343,10 +373,13 @@ void node::on_chunk(const std::shared_ptr<session>& s, wire::chunk&& c) {
     }
     const bool answered = scheduler_ && scheduler_->on_chunk(s->remote_id(), ptr->id, ptr->payload.size(), now);
     header_requests_.erase(ptr->id);
-    // Pushed on first (push() marks the target as knowing it), so that no HAVE invites a REQUEST for it.
-    if (!answered && s->remote_is_source() && cfg_.relay_pushes > 0 && !ptr->is_header() && !store_.has(ptr->id) &&
-        !(ptr->id < store_.map().base())) {
-        relay_push(ptr, s.get());
+    if (tree_) (void)tree_->on_heard(s->remote_id(), ptr->id, core::duration::zero(), now);
+    // Pushed on first (push() marks the target as knowing it), so that no HAVE invites a REQUEST for it:
+    // to the children of its substream; a chunk the source pushed that no child takes goes to
+    // relay_pushes neighbours instead.
+    if (!ptr->is_header() && !store_.has(ptr->id) && !(ptr->id < store_.map().base())) {
+        const auto copies = push_to_children(ptr);
+        if (copies == 0 && !answered && s->remote_is_source() && cfg_.relay_pushes > 0) relay_push(ptr, s.get());
     }
     if (!accept_chunk(ptr, s.get())) ++stats_.duplicate_chunks;
     wake();
@@ -382,13 +415,78 @@ void node::relay_push(const wire::chunk_ptr& c, const session* from) {
     }
     std::shuffle(targets.begin(), targets.end(), rng_);
     const auto n = std::min(cfg_.relay_pushes, targets.size());
-    for (std::size_t i = 0; i < n; ++i) targets[i]->push(c);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (targets[i]->push(c) && tree_) tree_->on_told(targets[i]->remote_id(), c->id);
+    }
+}
+
+std::size_t node::push_to_children(const wire::chunk_ptr& c) {
+    if (!tree_ || c->is_header()) return 0;
+    const auto sub = tree_->substream_of(c->id);
+    std::size_t copies = 0;
+    for (const auto& [id, s] : sessions_) {
+        if (!tree_->is_child(id, sub) || s->knows(c->id)) continue;
+        if (s->push(c)) {
+            tree_->on_told(id, c->id);
+            ++copies;
+        }
+    }
+    return copies;
+}
+
+void node::on_tree_have(session& s, core::chunk_id id, core::time_point now) {
+    const bool first = tree_->on_heard(s.remote_id(), id, s.rtt() + fetch_transfer, now);
+    s.drop_push(id);  // it has it already
+    // The first word of a chunk whose substream a parent pushes to us: the push is on its way (or the
+    // parent is late, which the tree sees), so it is not requested at once from this neighbour.
+    if (!first || !scheduler_ || store_.has(id) || !tree_->pushed_to_us(id)) return;
+    if (tree_->parent(tree_->substream_of(id)) == s.remote_id()) return;
+    auto until = now + cfg_.push_patience;
+    if (const auto& d = scheduler_->deadlines()) until = std::min(until, d->deadline(id) - defer_margin);
+    if (until > now) scheduler_->defer(id, until);
+}
+
+double node::stream_rate() const {
+    // Mean frame size over the newest chunks, one per chunk interval.
+    const auto newest = store_.newest();
+    if (!newest || interval_s_ <= 0) return 0;
+    double bytes = 0;
+    std::size_t n = 0;
+    for (std::size_t back = 0; back < stream_rate_chunks && back <= newest->value(); ++back) {
+        const auto c = store_.get(*newest - back);
+        if (!c || c->is_header()) continue;
+        bytes += static_cast<double>(wire::frame_size(*c));
+        ++n;
+    }
+    return n == 0 ? 0 : bytes / static_cast<double>(n) / interval_s_;
+}
+
+void node::update_tree(core::time_point now) {
+    if (!tree_) return;
+    if (cfg_.is_source) {
+        tree_->set_capacity(static_cast<std::size_t>(tree_->substreams()) * cfg_.push_fanout);
+    } else {
+        // Subscriptions the measured uplink can push at the stream's rate, leaving push_share for pulls.
+        const double per_substream = stream_rate() / tree_->substreams();
+        const double slots = per_substream > 0 ? cfg_.push_share * uplink_.drain_rate(now) / per_substream : 0;
+        tree_->set_capacity(static_cast<std::size_t>(std::clamp(slots, 0.0, 1024.0)));
+    }
+    tree_actions_.clear();
+    tree_->poll(now, tree_actions_);
+    for (const auto& a : tree_actions_) {
+        auto* s = find(a.peer);
+        if (!s) continue;
+        const auto k = static_cast<std::uint8_t>(tree_->substreams());
+        if (a.kind == swarm::tree_action_kind::subscribe) s->send(wire::subscribe{k, a.mask});
+        else s->send(wire::grant{k, a.mask});
+    }
 }
 
 void node::announce(core::chunk_id id, const session* from) {
     for (const auto& [sid, s] : sessions_) {
         if (s.get() == from || s->knows(id)) continue;
         s->send(wire::have{id});
+        if (tree_) tree_->on_told(sid, id);
     }
 }
 
@@ -547,20 +645,24 @@ void node::publish(wire::chunk_ptr c) {
     ++stats_.chunks_published;
     stats_.bytes_published += c->payload.size();
     published_meter_.add(wire::frame_size(*c), core::clock::now());
-    // Push to a few neighbours (round robin) before announcing it to the rest.
-    std::vector<session*> targets;
-    for (const auto& [id, s] : sessions_) {
-        if (!s->remote_is_source()) targets.push_back(s.get());
+    // Push it to the children of its substream, or, if none subscribed to it, to push_fanout neighbours
+    // in turn, before announcing it to the rest.
+    auto pushes = push_to_children(c);
+    if (pushes == 0) {
+        std::vector<session*> targets;
+        for (const auto& [id, s] : sessions_) {
+            if (!s->remote_is_source()) targets.push_back(s.get());
+        }
+        std::sort(targets.begin(), targets.end(), [](const session* a, const session* b) { return a->remote_id() < b->remote_id(); });
+        const auto n = std::min(cfg_.push_fanout, targets.size());
+        for (std::size_t i = 0; i < n; ++i) pushes += targets[(push_cursor_ + i) % targets.size()]->push(c) ? 1 : 0;
+        if (!targets.empty()) push_cursor_ = (push_cursor_ + cfg_.push_fanout) % targets.size();
     }
-    std::sort(targets.begin(), targets.end(), [](const session* a, const session* b) { return a->remote_id() < b->remote_id(); });
-    const auto pushes = std::min(cfg_.push_fanout, targets.size());
-    for (std::size_t i = 0; i < pushes; ++i) targets[(push_cursor_ + i) % targets.size()]->push(c);
     if (!budget_bucket_.unlimited() && pushes > 0) {  // pushes always go; repairs get what is left
         (void)budget_bucket_.reserve(static_cast<double>(pushes * wire::frame_size(*c)), core::clock::now());
     }
     fresh_copies_[c->id] = {core::clock::now(), pushes};
     while (fresh_copies_.size() > 4096) fresh_copies_.erase(fresh_copies_.begin());
-    if (!targets.empty()) push_cursor_ = (push_cursor_ + cfg_.push_fanout) % targets.size();
     accept_chunk(c, nullptr);
 }
 
@@ -692,6 +794,7 @@ asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
         self->woken_ = false;
         const auto now = core::clock::now();
         if (self->cfg_.is_source) self->announce_aged(now);
+        self->update_tree(now);
         if (!self->cfg_.is_source) {
             if (self->join_ != join_state::playing) self->join(now);
             if (self->join_ == join_state::playing) {
@@ -747,6 +850,12 @@ node_stats node::stats() const {
     s.kernel_unsent = kernel_unsent_total();
     s.upload_queued = upload_queued_bytes_;
     s.download_rate = down_meter_.rate(core::clock::now());
+    if (tree_) {
+        s.tree = tree_->stats();
+        s.tree_capacity = tree_->capacity();
+        s.tree_children = tree_->granted_total();
+        for (unsigned i = 0; i < tree_->substreams(); ++i) s.tree_parents += tree_->parent(i) ? 1 : 0;
+    }
     return s;
 }
 

@@ -156,13 +156,22 @@ void session::send(const wire::message& m) {
     notify_writer();
 }
 
-void session::push(wire::chunk_ptr c) {
-    if (closed_ || pushes_.size() >= max_pushes) return;
+bool session::push(wire::chunk_ptr c) {
+    if (closed_ || pushes_.size() >= max_pushes) return false;
     remote_map_.advance_to_fit(c->id);
     remote_map_.set(c->id);
     owner_->upload_queued_bytes_ += wire::frame_size(*c);
     pushes_.push_back(std::move(c));
     notify_writer();
+    return true;
+}
+
+void session::drop_push(core::chunk_id id) noexcept {
+    const auto it = std::find_if(pushes_.begin(), pushes_.end(), [id](const wire::chunk_ptr& c) { return c->id == id; });
+    if (it == pushes_.end()) return;
+    owner_->upload_queued_bytes_ -= wire::frame_size(**it);
+    pushes_.erase(it);
+    if (pushes_.empty() && uploads_.empty()) owner_->forget_slot_waiter(this);
 }
 
 void session::violation(const std::string& why) {

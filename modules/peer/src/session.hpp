@@ -28,8 +28,11 @@ public:
 
     // Queues a small message (anything but CHUNK).
     void send(const wire::message& m);
-    // Queues a chunk the neighbour did not ask for (the source's push): dropped if too many wait.
-    void push(wire::chunk_ptr c);
+    // Queues a chunk the neighbour did not ask for (a push): dropped if too many wait. Returns
+    // whether it was queued.
+    bool push(wire::chunk_ptr c);
+    // The neighbour announced `id`: a push of it still queued is dropped.
+    void drop_push(core::chunk_id id) noexcept;
     // A REQUEST from the neighbour: served in order, or REJECTed when this queue is full or the node's
     // upload backlog is longer than node_config::max_upload_backlog.
     void requested(core::chunk_id id);

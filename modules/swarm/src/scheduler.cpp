@@ -65,6 +65,7 @@ void scheduler::set_window(core::chunk_id playhead) {
     pipeline_.drop_below(playhead, scratch_refs_);
     for (const auto& r : scratch_refs_) pending_.push_back(action{action_kind::cancel, r.peer, r.id});
     missed_from_ = std::max(missed_from_, playhead);
+    deferred_.erase(deferred_.begin(), deferred_.lower_bound(playhead));
 }
 
 void scheduler::set_deadlines(const deadline_model& model) {
@@ -74,7 +75,26 @@ void scheduler::set_deadlines(const deadline_model& model) {
     deadlines_ = model;
 }
 
+void scheduler::defer(core::chunk_id id, core::time_point until) {
+    if (id < playhead() || id >= window_end() || have_.test(id)) return;
+    deferred_[id] = until;
+}
+
+bool scheduler::deferred(core::chunk_id id, core::time_point now) const noexcept {
+    const auto it = deferred_.find(id);
+    return it != deferred_.end() && it->second > now;
+}
+
+std::optional<core::time_point> scheduler::next_timeout() const noexcept {
+    auto t = pipeline_.next_timeout();
+    for (const auto& [id, until] : deferred_) {
+        if (!t || until < *t) t = until;
+    }
+    return t;
+}
+
 void scheduler::set_have(core::chunk_id id) {
+    deferred_.erase(id);
     if (!have_.set(id)) return;
     cancel_everywhere(id);
 }
@@ -145,6 +165,7 @@ std::vector<action> scheduler::poll(core::time_point now) {
 
 void scheduler::poll(core::time_point now, std::vector<action>& out) {
     expire(now);
+    std::erase_if(deferred_, [now](const auto& d) { return d.second <= now; });
     const auto base = playhead();
     const auto end = window_end();
     // [base, live): deadline passed. [live, urgent): urgent. [urgent, end): rarest-first.
@@ -171,6 +192,7 @@ void scheduler::poll(core::time_point now, std::vector<action>& out) {
     // Late and urgent chunks, in deadline (= id) order.
     for (auto id = have_.next_missing(base); id && *id < urgent && !free_.empty();
          id = have_.next_missing(id->next())) {
+        if (deferred_.contains(*id)) continue;
         if (pipeline_.is_in_flight(*id)) {
             // No duplicates for chunks already late: under overload they would only add to it.
             if (config_.endgame && *id >= live) consider_endgame(*id, now, out);
@@ -185,7 +207,7 @@ void scheduler::poll(core::time_point now, std::vector<action>& out) {
     queue_.clear();
     for (auto id = have_.next_missing(urgent); id && *id < end; id = have_.next_missing(id->next())) {
         const auto n = availability_.holders(*id);
-        if (n == 0 || pipeline_.is_in_flight(*id)) continue;
+        if (n == 0 || pipeline_.is_in_flight(*id) || deferred_.contains(*id)) continue;
         queue_.push_back(candidate_chunk{n, mix(config_.seed ^ id->value()), *id});
     }
     const auto later = [](const candidate_chunk& a, const candidate_chunk& b) {

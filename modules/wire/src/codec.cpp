@@ -23,6 +23,8 @@ std::size_t body_size(const request&) noexcept { return 8; }
 std::size_t body_size(const cancel&) noexcept { return 8; }
 std::size_t body_size(const reject&) noexcept { return 8; }
 std::size_t body_size(const chunk& c) noexcept { return chunk_body_overhead + c.payload.size(); }
+std::size_t body_size(const subscribe&) noexcept { return 5; }
+std::size_t body_size(const grant&) noexcept { return 5; }
 std::size_t body_size(const peers& p) noexcept {
     std::size_t n = 1;
     for (const auto& e : p.entries) n += 20 + 1 + address_size(e.family) + 2;
@@ -56,6 +58,13 @@ template <class M>
              std::is_same_v<M, reject>
 void put_body(writer& w, const M& m) {
     w.put(m.id.value());
+}
+
+template <class M>
+    requires std::is_same_v<M, subscribe> || std::is_same_v<M, grant>
+void put_body(writer& w, const M& m) {
+    w.put(m.substreams);
+    w.put(m.mask);
 }
 
 void put_signed_header(std::byte* out, const chunk& c) noexcept {
@@ -153,6 +162,24 @@ std::optional<message> get_id(reader& r, std::error_code& ec) {
     return M{core::chunk_id{v}};
 }
 
+bool valid_substreams(std::uint8_t substreams, std::uint32_t mask) noexcept {
+    return substreams >= 1 && substreams <= max_substreams &&
+           (substreams == max_substreams || (mask >> substreams) == 0);
+}
+
+template <class M>
+std::optional<message> get_substreams(reader& r, std::error_code& ec) {
+    if ((ec = exact(r, 5))) return std::nullopt;
+    M m;
+    r.get(m.substreams);
+    r.get(m.mask);
+    if (!valid_substreams(m.substreams, m.mask)) {
+        ec = errc::bad_substreams;
+        return std::nullopt;
+    }
+    return m;
+}
+
 std::optional<message> get_chunk(reader& r, std::error_code& ec) {
     if (r.remaining() < chunk_body_overhead) {
         ec = errc::truncated_message;
@@ -242,6 +269,10 @@ void check_encodable(const message& m) {
         throw std::invalid_argument("wire::encode: chunk payload larger than max_chunk_payload");
     if (const auto* p = std::get_if<peers>(&m); p && p->entries.size() > max_pex_peers)
         throw std::invalid_argument("wire::encode: more than max_pex_peers entries");
+    if (const auto* s = std::get_if<subscribe>(&m); s && !valid_substreams(s->substreams, s->mask))
+        throw std::invalid_argument("wire::encode: SUBSCRIBE substreams out of range");
+    if (const auto* g = std::get_if<grant>(&m); g && !valid_substreams(g->substreams, g->mask))
+        throw std::invalid_argument("wire::encode: GRANT substreams out of range");
 }
 
 void encode(const message& m, std::vector<std::byte>& out) {
@@ -287,6 +318,8 @@ std::optional<message> decode_body(std::span<const std::byte> body, std::error_c
     case message_type::reject: return get_id<reject>(r, ec);
     case message_type::chunk: return get_chunk(r, ec);
     case message_type::peers: return get_peers(r, ec);
+    case message_type::subscribe: return get_substreams<subscribe>(r, ec);
+    case message_type::grant: return get_substreams<grant>(r, ec);
     }
     ec = errc::unknown_message_type;
     return std::nullopt;

@@ -30,6 +30,7 @@ public:
         case errc::self_connection: return "connected to ourselves";
         case errc::bad_signature: return "chunk signature does not verify";
         case errc::chunk_id_out_of_range: return "chunk id out of range";
+        case errc::bad_substreams: return "substream count out of range or mask bits beyond it";
         }
         return "unknown wire error";
     }

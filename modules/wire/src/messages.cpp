@@ -46,12 +46,15 @@ const char* name_of(message_type t) noexcept {
     case message_type::reject: return "REJECT";
     case message_type::chunk: return "CHUNK";
     case message_type::peers: return "PEERS";
+    case message_type::subscribe: return "SUBSCRIBE";
+    case message_type::grant: return "GRANT";
     }
     return "UNKNOWN";
 }
 
 // The variant's alternatives are in type-code order; type_of relies on it.
-static_assert(std::variant_size_v<message> == 9);
+static_assert(std::variant_size_v<message> == 11);
 static_assert(std::is_same_v<std::variant_alternative_t<7, message>, chunk>);
+static_assert(std::is_same_v<std::variant_alternative_t<10, message>, grant>);
 
 }  // namespace pixtream::wire

@@ -5,6 +5,7 @@
 #include "pixtream/core/rate_meter.hpp"
 #include "pixtream/peer/chunk_store.hpp"
 #include "pixtream/peer/playout.hpp"
+#include "pixtream/swarm/push_tree.hpp"
 #include "pixtream/swarm/scheduler.hpp"
 #include "pixtream/swarm/uplink.hpp"
 
@@ -57,8 +58,17 @@ struct node_config {
     // Source: uploads at most this many times the stream rate (pushes first, then repairs within what
     // is left): the peers carry the rest. 0: as much as the uplink drains.
     double source_budget = 1.3;
-    // Viewer: a chunk the source pushed is pushed straight on to this many neighbours that lack it.
+    // Viewer: a chunk the source pushed is pushed straight on to this many neighbours that lack it
+    // (only in a substream the node pushes to no child: see push_substreams).
     std::size_t relay_pushes = 1;
+    // Substream push trees (swarm::push_tree): the stream is split into this many substreams, each
+    // viewer subscribes to one neighbour per substream, which pushes it those chunks as soon as it
+    // holds them; pulling repairs the rest. 0: no push trees (only the pushes above).
+    unsigned push_substreams = 0;
+    // Viewer: the share of the measured uplink given to children's subscriptions.
+    double push_share = 0.8;
+    // A HAVE for a chunk whose substream is pushed to us waits this long before it is requested elsewhere.
+    core::duration push_patience = core::milliseconds(300);
     swarm::scheduler_config scheduler{};
     std::uint64_t seed = 0;
     core::duration connect_timeout = core::seconds(3);
@@ -101,6 +111,10 @@ struct node_stats {
     double download_rate = 0;
     playout_stats playout;
     swarm::scheduler_stats scheduler;
+    swarm::push_tree_stats tree;
+    std::size_t tree_capacity = 0;   // substream subscriptions this node grants at most
+    std::size_t tree_children = 0;   // ... granted now
+    std::size_t tree_parents = 0;    // substreams pushed to us now
 };
 
 // Callbacks to the player side (the stream output), on the node's executor.
@@ -191,6 +205,10 @@ private:
     void fetch_missing_headers(core::time_point now);
     session* find(const core::peer_id& id) const;
     std::optional<core::chunk_id> live_edge() const;  // the newest chunk any neighbour holds
+    double stream_rate() const;                       // bytes per second of the stream (0: unknown)
+    void update_tree(core::time_point now);            // capacity, parents, grants: SUBSCRIBE/GRANT out
+    std::size_t push_to_children(const wire::chunk_ptr& c);  // returns the copies queued
+    void on_tree_have(session& s, core::chunk_id id, core::time_point now);
 
     node_config cfg_;
     boost::asio::ip::tcp::acceptor acceptor_;
@@ -202,6 +220,8 @@ private:
     chunk_store store_;
     playout playout_;
     std::unique_ptr<swarm::scheduler> scheduler_;
+    std::unique_ptr<swarm::push_tree> tree_;  // null: no push trees
+    std::vector<swarm::tree_action> tree_actions_;
     swarm::upload_policy uplink_;
     core::token_bucket upload_bucket_;     // paces at uplink_.pacing_rate() (unlimited while that is 0)
     boost::asio::steady_timer uplink_timer_;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -115,6 +116,11 @@ public:
     // Returns whether the request was outstanding.
     bool on_reject(const core::peer_id& peer, core::chunk_id id, core::time_point now);
 
+    // Holds `id` back: it is not requested before `until` (a push of it is expected). A later call
+    // replaces the time; forgotten once we have it, it leaves the window, or the time passed.
+    void defer(core::chunk_id id, core::time_point until);
+    bool deferred(core::chunk_id id, core::time_point now) const noexcept;
+
     // ---- decisions
     // Frees requests timed out at `now` (their CANCELs go out with the next poll); returns how many.
     std::size_t expire(core::time_point now);
@@ -124,7 +130,7 @@ public:
     std::vector<action> poll(core::time_point now);
     // When poll() next has time-driven work: the earliest request timeout or penalty expiry, if any.
     // Poll also after every input (bitmap, have, chunk, reject, peer change, window move).
-    std::optional<core::time_point> next_timeout() const noexcept { return pipeline_.next_timeout(); }
+    std::optional<core::time_point> next_timeout() const noexcept;
 
     // ---- queries
     std::size_t in_flight(const core::peer_id& peer) const noexcept { return pipeline_.in_flight(peer); }
@@ -170,6 +176,7 @@ private:
     core::chunk_id missed_from_;  // ids below this were already counted as missed (or left the window)
     scheduler_stats stats_;
     std::vector<action> pending_;              // CANCELs waiting for the next poll
+    std::map<core::chunk_id, core::time_point> deferred_;  // see defer()
     std::vector<request_ref> scratch_refs_;    // reused buffers, to keep poll allocation-free
     std::vector<candidate_peer> free_;
     std::vector<candidate_chunk> queue_;

@@ -25,6 +25,7 @@ enum class errc {
     self_connection,
     bad_signature,
     chunk_id_out_of_range,
+    bad_substreams,
 };
 
 const std::error_category& wire_category() noexcept;

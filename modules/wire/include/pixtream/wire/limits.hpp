@@ -24,6 +24,7 @@ inline constexpr std::size_t max_window = core::buffer_map::max_capacity;
 inline constexpr std::uint64_t max_chunk_id = (std::uint64_t{1} << 62U) - 1;
 inline constexpr std::size_t max_pex_peers = 50;
 inline constexpr std::size_t max_requests_in_flight = 64;
+inline constexpr std::size_t max_substreams = 32;  // SUBSCRIBE and GRANT masks are u32
 
 inline constexpr std::size_t handshake_body_size = 60;
 inline constexpr std::size_t chunk_signed_header_size = 29;  // id, timestamp, flags, header ref, length

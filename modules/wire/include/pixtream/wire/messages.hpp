@@ -25,6 +25,8 @@ enum class message_type : std::uint8_t {
     reject = 0x06,
     chunk = 0x07,
     peers = 0x08,
+    subscribe = 0x09,
+    grant = 0x0a,
 };
 
 struct keepalive {
@@ -117,7 +119,22 @@ struct peers {
     friend bool operator==(const peers&, const peers&) = default;
 };
 
-using message = std::variant<keepalive, handshake, bitmap, have, request, cancel, reject, chunk, peers>;
+// Substream push (docs/protocol.md): substream i of `substreams` holds the chunks whose id % substreams == i.
+// SUBSCRIBE: please push me every chunk of the substreams in `mask` as soon as you hold it (replaces the
+// previous SUBSCRIBE; mask 0: none). GRANT: the substreams I push to you (a subset of your last
+// SUBSCRIBE; sent in answer to each one, and again whenever the set shrinks).
+struct subscribe {
+    std::uint8_t substreams = 1;
+    std::uint32_t mask = 0;
+    friend bool operator==(const subscribe&, const subscribe&) = default;
+};
+struct grant {
+    std::uint8_t substreams = 1;
+    std::uint32_t mask = 0;
+    friend bool operator==(const grant&, const grant&) = default;
+};
+
+using message = std::variant<keepalive, handshake, bitmap, have, request, cancel, reject, chunk, peers, subscribe, grant>;
 
 message_type type_of(const message& m) noexcept;
 const char* name_of(message_type t) noexcept;
