@@ -84,6 +84,8 @@ node::node(const asio::any_io_executor& ex, node_config cfg)
         if (cfg_.is_source) {
             tc.max_per_child = 1;
             tc.max_per_substream = std::max<std::size_t>(cfg_.push_fanout, 1);
+        } else {
+            tc.max_per_substream = cfg_.push_children;
         }
         tree_ = std::make_unique<swarm::push_tree>(tc);
     }

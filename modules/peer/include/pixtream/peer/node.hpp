@@ -67,6 +67,8 @@ struct node_config {
     unsigned push_substreams = 0;
     // Viewer: the share of the measured uplink given to children's subscriptions.
     double push_share = 0.8;
+    // Viewer: children of one substream at most (each hop sends its copies one after another).
+    std::size_t push_children = 3;
     // A HAVE for a chunk whose substream is pushed to us waits this long before it is requested elsewhere.
     core::duration push_patience = core::milliseconds(300);
     swarm::scheduler_config scheduler{};
