@@ -59,6 +59,30 @@ void heard_in_turn(push_tree& t, std::uint64_t id, std::vector<unsigned> peers, 
     }
 }
 
+// Peers 2 and 3; chunk 1 reaches us from peer 3 `gap` after peer 2, which is granted substream 1 at
+// t0 + 1 s.
+push_tree two_parent_of_odd_ids(core::duration gap) {
+    push_tree t(two());
+    t.add_peer(peer(2), false);
+    t.add_peer(peer(3), false);
+    heard_in_turn(t, 1, {2, 3}, t0, gap);
+    BOOST_TEST(poll(t, t0 + 1s) == std::vector{subscribe(2, 0b10)});
+    t.on_grant(peer(2), 0b10, t0 + 1s);
+    return t;
+}
+
+// The same (gap 10 ms); then the odd chunks 3 .. `end` (one per
+// `spacing`) reach us from peer 3 `lead` before peer 2's push.
+push_tree parent_two_behind_three(std::uint64_t end, core::duration spacing, core::duration lead) {
+    auto t = two_parent_of_odd_ids(10ms);
+    for (std::uint64_t id = 3; id < end; id += 2) {
+        const auto at = t0 + 1s + spacing * static_cast<int>(id);
+        t.on_heard(peer(3), cid(id), 0ms, at);
+        t.on_heard(peer(2), cid(id), 0ms, at + lead);
+    }
+    return t;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(push_tree_suite)
@@ -106,12 +130,7 @@ BOOST_AUTO_TEST_CASE(the_source_is_asked_first_and_what_it_refuses_goes_to_the_e
 }
 
 BOOST_AUTO_TEST_CASE(a_better_parent_takes_over_only_after_it_granted_and_the_old_one_is_released) {
-    push_tree t(two());
-    t.add_peer(peer(2), false);
-    t.add_peer(peer(3), false);
-    heard_in_turn(t, 1, {2, 3}, t0, 200ms);
-    BOOST_TEST(poll(t, t0 + 1s) == std::vector{subscribe(2, 0b10)});
-    t.on_grant(peer(2), 0b10, t0 + 1s);
+    auto t = two_parent_of_odd_ids(200ms);
     // From now on peer 3 has every odd chunk 500 ms before peer 2's push arrives.
     auto at = t0 + 1500ms;
     std::vector<tree_action> out;
@@ -134,17 +153,7 @@ BOOST_AUTO_TEST_CASE(a_better_parent_takes_over_only_after_it_granted_and_the_ol
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_candidate_leaves_the_parent_in_place) {
-    push_tree t(two());
-    t.add_peer(peer(2), false);
-    t.add_peer(peer(3), false);
-    heard_in_turn(t, 1, {2, 3}, t0, 10ms);
-    BOOST_TEST(poll(t, t0 + 1s) == std::vector{subscribe(2, 0b10)});
-    t.on_grant(peer(2), 0b10, t0 + 1s);
-    for (std::uint64_t id = 3; id < 21; id += 2) {
-        const auto at = t0 + 1s + 500ms * static_cast<int>(id);
-        t.on_heard(peer(3), cid(id), 0ms, at);
-        t.on_heard(peer(2), cid(id), 0ms, at + 400ms);
-    }
+    auto t = parent_two_behind_three(21, 500ms, 400ms);
     BOOST_TEST(poll(t, t0 + 20s) == std::vector{subscribe(3, 0b10)});
     t.on_grant(peer(3), 0, t0 + 20050ms);
     BOOST_TEST(parent_of(t, 1) == 2U);
@@ -153,17 +162,7 @@ BOOST_AUTO_TEST_CASE(a_refused_candidate_leaves_the_parent_in_place) {
 }
 
 BOOST_AUTO_TEST_CASE(a_small_difference_does_not_move_a_parent) {
-    push_tree t(two());
-    t.add_peer(peer(2), false);
-    t.add_peer(peer(3), false);
-    heard_in_turn(t, 1, {2, 3}, t0, 10ms);
-    BOOST_TEST(poll(t, t0 + 1s) == std::vector{subscribe(2, 0b10)});
-    t.on_grant(peer(2), 0b10, t0 + 1s);
-    for (std::uint64_t id = 3; id < 41; id += 2) {
-        const auto at = t0 + 1s + 250ms * static_cast<int>(id);
-        t.on_heard(peer(3), cid(id), 0ms, at);
-        t.on_heard(peer(2), cid(id), 0ms, at + 80ms);  // 80 ms later: within switch_margin
-    }
+    auto t = parent_two_behind_three(41, 250ms, 80ms);  // 80 ms later: within switch_margin
     BOOST_TEST(poll(t, t0 + 30s).empty());
     BOOST_TEST(score_ms(t, 2, 1) > 70);
     BOOST_TEST(parent_of(t, 1) == 2U);
@@ -204,12 +203,7 @@ BOOST_AUTO_TEST_CASE(an_unanswered_subscribe_counts_as_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(a_departed_parent_is_replaced_and_its_candidate_takes_over) {
-    push_tree t(two());
-    t.add_peer(peer(2), false);
-    t.add_peer(peer(3), false);
-    heard_in_turn(t, 1, {2, 3}, t0, 200ms);
-    BOOST_TEST(poll(t, t0 + 1s) == std::vector{subscribe(2, 0b10)});
-    t.on_grant(peer(2), 0b10, t0 + 1s);
+    auto t = two_parent_of_odd_ids(200ms);
     t.remove_peer(peer(2));
     BOOST_TEST(!t.parent(1));
     BOOST_TEST(poll(t, t0 + 1100ms) == std::vector{subscribe(3, 0b10)});
