@@ -24,16 +24,19 @@ void push_tree::add_peer(const core::peer_id& peer, bool is_source) {
     it->second.refused_until.resize(cfg_.substreams);
 }
 
+// The parent is gone (left, refused): the candidate, if any, is now asked in its own right.
+void push_tree::promote_next(parent_state& p) {
+    p.peer = p.next;
+    p.asked_at = p.next_asked_at;
+    p.granted = false;
+    p.next.reset();
+}
+
 void push_tree::remove_peer(const core::peer_id& peer) {
     if (peers_.erase(peer) == 0) return;
     for (auto& p : parents_) {
         if (p.next == peer) p.next.reset();
-        if (p.peer == peer) {
-            p.peer = p.next;  // the candidate, if any, is now asked in its own right
-            p.asked_at = p.next_asked_at;
-            p.granted = false;
-            p.next.reset();
-        }
+        if (p.peer == peer) promote_next(p);
     }
     std::erase_if(grants_, [&](const grant_entry& g) { return g.peer == peer; });
     std::erase(dirty_, peer);
@@ -120,10 +123,7 @@ void push_tree::refuse(const core::peer_id& peer, unsigned s, core::time_point n
     if (p.next == peer) {
         p.next.reset();  // the parent we have keeps pushing
     } else if (p.peer == peer) {
-        p.peer = p.next;
-        p.asked_at = p.next_asked_at;
-        p.granted = false;
-        p.next.reset();
+        promote_next(p);
     }
     ++stats_.refusals;
 }

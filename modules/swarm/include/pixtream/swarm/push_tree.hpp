@@ -153,6 +153,7 @@ private:
     void choose(unsigned s, core::time_point now);
     std::uint32_t asked_mask(const core::peer_id& peer) const noexcept;
     void refuse(const core::peer_id& peer, unsigned s, core::time_point now);
+    static void promote_next(parent_state& p);
 
     push_tree_config cfg_;
     std::unordered_map<core::peer_id, neighbour> peers_;
