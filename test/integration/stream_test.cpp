@@ -103,6 +103,10 @@ void stream_through_swarm(const std::string& kind, int seconds) {
         const auto ratio = stats.at("source_upload_ratio").to_number<double>();
         BOOST_TEST(ratio >= 1.0);  // every chunk left the source at least once
         BOOST_TEST(ratio < 3.0);   // and the peers, not the source, served most copies
+        // Fresh chunks went to peers picked by how fast they spread them, and spreads were seen.
+        const auto& targets = stats.at("push_targets");
+        BOOST_TEST(targets.at("picks").to_number<double>() >= stats.at("chunks_published").to_number<double>() / 2);
+        BOOST_TEST(targets.at("spread").to_number<double>() > 0.0);
     }
     players[2]->join();
     for (std::size_t i = 0; i < players.size(); ++i) {

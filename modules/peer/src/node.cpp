@@ -89,6 +89,7 @@ node::node(const asio::any_io_executor& ex, node_config cfg)
         }
         tree_ = std::make_unique<swarm::push_tree>(tc);
     }
+    if (cfg_.is_source && cfg_.pick_seeds) seeds_ = std::make_unique<swarm::seed_picker>();
 }
 
 node::~node() = default;
@@ -266,6 +267,7 @@ void node::on_closed(const std::shared_ptr<session>& s) {
         sessions_.erase(it);
         if (scheduler_) scheduler_->remove_peer(s->remote_id());
         if (tree_) tree_->remove_peer(s->remote_id());
+        if (seeds_) seeds_->forget(s->remote_id());
         connect_timer_.cancel();  // look for a replacement
         wake();
     }
@@ -314,6 +316,7 @@ void node::on_message(const std::shared_ptr<session>& s, wire::message& m) {
                 s->remote_map().set(msg.id);
                 if (scheduler_) scheduler_->on_have(s->remote_id(), msg.id);
                 if (tree_) on_tree_have(*s, msg.id, now);
+                if (seeds_) seeds_->on_have(s->remote_id(), msg.id, now);
                 wake();
             } else if constexpr (std::is_same_v<T, wire::request>) {
                 s->requested(msg.id);
@@ -648,9 +651,24 @@ void node::publish(wire::chunk_ptr c) {
     stats_.bytes_published += c->payload.size();
     published_meter_.add(wire::frame_size(*c), core::clock::now());
     // Push it to the children of its substream, or, if none subscribed to it, to push_fanout neighbours
-    // in turn, before announcing it to the rest.
+    // (those that spread their pushes fastest: seed_picker, or in turn), before announcing it to the rest.
     auto pushes = push_to_children(c);
-    if (pushes == 0) {
+    if (pushes == 0 && seeds_) {
+        const auto now = core::clock::now();
+        std::vector<core::peer_id> candidates;
+        for (const auto& [id, s] : sessions_) {
+            if (!s->remote_is_source()) candidates.push_back(id);
+        }
+        for (std::size_t i = 0; i < cfg_.push_fanout && !candidates.empty(); ++i) {
+            const auto target = seeds_->pick(candidates, now);
+            if (!target) break;
+            if (sessions_.at(*target)->push(c)) {
+                seeds_->on_pushed(*target, c->id, now);
+                ++pushes;
+            }
+            std::erase(candidates, *target);
+        }
+    } else if (pushes == 0) {
         std::vector<session*> targets;
         for (const auto& [id, s] : sessions_) {
             if (!s->remote_is_source()) targets.push_back(s.get());
@@ -858,6 +876,7 @@ node_stats node::stats() const {
         s.tree_children = tree_->granted_total();
         for (unsigned i = 0; i < tree_->substreams(); ++i) s.tree_parents += tree_->parent(i) ? 1 : 0;
     }
+    if (seeds_) s.seeds = seeds_->stats();
     return s;
 }
 

@@ -6,6 +6,7 @@
 #include "pixtream/peer/chunk_store.hpp"
 #include "pixtream/peer/playout.hpp"
 #include "pixtream/swarm/push_tree.hpp"
+#include "pixtream/swarm/seed_picker.hpp"
 #include "pixtream/swarm/scheduler.hpp"
 #include "pixtream/swarm/uplink.hpp"
 
@@ -50,6 +51,9 @@ struct node_config {
     core::duration buffer = core::seconds(3);   // playout lag held behind the live edge
     std::size_t store_capacity = 256;           // chunks kept (window), see chunk_store
     std::size_t push_fanout = 1;                // source: each fresh chunk is pushed to this many peers
+    // Source: pick those peers by how fast each spread what it was pushed (swarm::seed_picker); false:
+    // in turn.
+    bool pick_seeds = true;
     // Source: while a chunk is younger than source_fresh, it sends at most source_fresh_copies copies
     // (pushes included) and rejects further requests, so that peers fetch it from each other. Older
     // chunks are served to anyone who asks (repair).
@@ -117,6 +121,7 @@ struct node_stats {
     std::size_t tree_capacity = 0;   // substream subscriptions this node grants at most
     std::size_t tree_children = 0;   // ... granted now
     std::size_t tree_parents = 0;    // substreams pushed to us now
+    swarm::seed_picker_stats seeds;  // source: the choice of push targets
 };
 
 // Callbacks to the player side (the stream output), on the node's executor.
@@ -223,6 +228,7 @@ private:
     playout playout_;
     std::unique_ptr<swarm::scheduler> scheduler_;
     std::unique_ptr<swarm::push_tree> tree_;  // null: no push trees
+    std::unique_ptr<swarm::seed_picker> seeds_;  // source with pick_seeds; null otherwise
     std::vector<swarm::tree_action> tree_actions_;
     swarm::upload_policy uplink_;
     core::token_bucket upload_bucket_;     // paces at uplink_.pacing_rate() (unlimited while that is 0)
