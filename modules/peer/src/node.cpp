@@ -43,6 +43,12 @@ constexpr core::duration fetch_transfer = core::milliseconds(50);
 constexpr core::duration defer_margin = core::milliseconds(300);
 // The stream's rate is the mean chunk of the newest this many (for the push trees' capacity).
 constexpr std::size_t stream_rate_chunks = 32;
+// Source: aged chunks are announced in batches this far apart (their HAVEs share a segment).
+constexpr core::duration aged_batch = core::milliseconds(750);
+// Viewer: a chunk is announced to the source only while it is this close to the live edge (the
+// source holds it anyway; the early HAVEs tell it how fast its push spread, see seed_picker, and
+// every later one would cost the source's thin uplink an ACK).
+constexpr double source_have_window_s = 1.0;
 
 swarm::uplink_config uplink_config_of(const node_config& cfg) {
     swarm::uplink_config u;
@@ -488,14 +494,25 @@ void node::update_tree(core::time_point now) {
 }
 
 void node::announce(core::chunk_id id, const session* from) {
+    std::optional<bool> near_edge;  // computed for the source's session only
     for (const auto& [sid, s] : sessions_) {
         if (s.get() == from || s->knows(id)) continue;
+        if (s->remote_is_source() && !cfg_.is_source) {
+            if (!near_edge) {
+                auto edge = live_edge().value_or(id);
+                if (const auto newest = store_.newest(); newest && *newest > edge) edge = *newest;
+                const auto window = static_cast<std::uint64_t>(std::ceil(source_have_window_s / std::max(interval_s_, 0.01)));
+                near_edge = id.value() + window > edge.value();
+            }
+            if (!*near_edge) continue;
+        }
         s->send(wire::have{id});
         if (tree_) tree_->on_told(sid, id);
     }
 }
 
 void node::announce_aged(core::time_point now) {
+    if (unannounced_.empty() || now - unannounced_.front().first <= cfg_.source_fresh + aged_batch) return;
     while (!unannounced_.empty() && now - unannounced_.front().first > cfg_.source_fresh) {
         if (store_.has(unannounced_.front().second)) announce(unannounced_.front().second, nullptr);
         unannounced_.pop_front();

@@ -71,7 +71,7 @@ public:
 
 private:
     struct outgoing_frame {
-        std::vector<std::byte> bytes;  // an encoded small message
+        std::vector<std::byte> bytes;  // encoded small messages
         wire::chunk_ptr chunk;         // or a chunk (pushed or requested)
         bool requested = false;        // the chunk answers a REQUEST (a CANCEL may withdraw it)
     };
