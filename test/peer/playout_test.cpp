@@ -144,6 +144,28 @@ BOOST_AUTO_TEST_CASE(a_stall_with_nothing_later_announced_lowers_continuity) {
 }
 
 // The tolerance is a bound: played exactly that long after the due time is on time, any later is late.
+// A joiner fetches its first chunks at once and the first arrives 400 ms after its due time: the lag
+// grows by that, and the next one, which arrives 350 ms after its old due time, plays on time.
+BOOST_AUTO_TEST_CASE(a_late_first_chunk_sets_the_clock) {
+    peer::chunk_store s(64);
+    peer::playout p;
+    p.start(core::chunk_id{0}, 1s, w0, t0);
+    BOOST_TEST(poll(p, t0 + 1100ms, s).empty());
+    s.insert(make(0));
+    BOOST_TEST(poll(p, t0 + 1400ms, s).size() == 1U);  // played 400 ms after its due time
+    BOOST_TEST((p.lag() == 1400ms));
+    s.insert(make(1));
+    BOOST_TEST(poll(p, t0 + 1450ms, s).empty());       // due at 1.5 s now, not at 1.1 s
+    BOOST_TEST(poll(p, t0 + 1500ms, s).size() == 1U);
+    BOOST_TEST(p.stats().late == 0U);
+    BOOST_TEST(p.stats().continuity() == 1.0, boost::test_tools::tolerance(1e-9));
+    // Later lateness is lateness: the clock is set once.
+    s.insert(make(2));
+    BOOST_TEST(poll(p, t0 + 1900ms, s).size() == 1U);  // 300 ms after its due time
+    BOOST_TEST(p.stats().late == 1U);
+    BOOST_TEST((p.lag() == 1400ms));
+}
+
 BOOST_AUTO_TEST_CASE(late_means_more_than_the_tolerance_after_the_due_time) {
     peer::chunk_store s(64);
     peer::playout p;
@@ -152,11 +174,13 @@ BOOST_AUTO_TEST_CASE(late_means_more_than_the_tolerance_after_the_due_time) {
     p.start(core::chunk_id{0}, 1s, w0, t0);
     s.insert(make(0));
     s.insert(make(1));
-    BOOST_TEST(poll(p, t0 + 1050ms, s).size() == 1U);  // 0: 50 ms after its due time
+    s.insert(make(2));
+    BOOST_TEST(poll(p, t0 + 1s, s).size() == 1U);      // 0: on time
+    BOOST_TEST(poll(p, t0 + 1150ms, s).size() == 1U);  // 1: 50 ms after its due time
     BOOST_TEST(p.stats().late == 0U);
-    BOOST_TEST(poll(p, t0 + 1151ms, s).size() == 1U);  // 1: 51 ms after
+    BOOST_TEST(poll(p, t0 + 1251ms, s).size() == 1U);  // 2: 51 ms after
     BOOST_TEST(p.stats().late == 1U);
-    BOOST_TEST(p.stats().continuity() == 0.5, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(p.stats().continuity() == 2.0 / 3.0, boost::test_tools::tolerance(1e-9));
     BOOST_TEST((peer::playout::default_late_tolerance == 200ms));
 }
 
@@ -207,9 +231,11 @@ BOOST_AUTO_TEST_CASE(end_of_stream_ends_playback) {
     s.insert(make(0));
     s.insert(make(1, true, wire::chunk::flag_end_of_stream));
     s.insert(make(2));
+    BOOST_TEST(poll(p, t0, s).size() == 1U);
     const auto ev = poll(p, t0 + 10s, s);
-    BOOST_TEST_REQUIRE(ev.size() == 3U);
-    BOOST_TEST((ev[2].what == peer::playout_event::kind::end));
+    BOOST_TEST_REQUIRE(ev.size() == 2U);
+    BOOST_TEST((ev[0].what == peer::playout_event::kind::play));
+    BOOST_TEST((ev[1].what == peer::playout_event::kind::end));
     BOOST_TEST(p.ended());
     BOOST_TEST(poll(p, t0 + 20s, s).empty());
 }

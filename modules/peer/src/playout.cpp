@@ -60,6 +60,10 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
                 continue;
             }
             playing_ = true;
+            // The first chunk sets the clock: one that came more than the late tolerance after its due
+            // time moves every deadline by its lateness (the lag grows by it), rather than the chunks
+            // after it, fetched at the same time, being skipped or late for it.
+            if (const auto first_due = due(*c); now - first_due > late_tolerance_) lag_ += now - first_due;
         }
         if (c) {
             const auto due_at = due(*c);
@@ -78,10 +82,7 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
             continue;
         }
         // next_ is missing: give up on it once a later held chunk is due.
-        const auto later = next_held(store);
-        const auto estimate = estimated_give_up();
-        const bool later_due = later && due(*later) <= now;
-        if (!later_due && !(estimate && *estimate <= now)) return;
+        if (const auto t = give_up_at(store); !t || *t > now) return;
         if (playing_) {
             ++stats_.skipped;
             out.push_back({playout_event::kind::skip, next_, nullptr});
@@ -92,12 +93,16 @@ void playout::poll(core::time_point now, const chunk_store& store, std::vector<p
     }
 }
 
-std::optional<core::time_point> playout::next_deadline(const chunk_store& store) const {
-    if (!start_ || ended_) return std::nullopt;
-    if (const auto c = store.get(next_)) return due(*c);
+std::optional<core::time_point> playout::give_up_at(const chunk_store& store) const {
     auto t = estimated_give_up();
     if (const auto later = next_held(store)) t = t ? std::min(*t, due(*later)) : due(*later);
     return t;
+}
+
+std::optional<core::time_point> playout::next_deadline(const chunk_store& store) const {
+    if (!start_ || ended_) return std::nullopt;
+    if (const auto c = store.get(next_)) return due(*c);
+    return give_up_at(store);
 }
 
 }  // namespace pixtream::peer

@@ -3,7 +3,10 @@
 //
 // Playback starts at the first random-access chunk at or after `start`, once the header chunk it
 // refers to (if any) is held. Chunk c is due at the steady time matching wall time c.timestamp +
-// lag: every chunk leaves with the same lag behind the source. A chunk still missing when a later
+// lag: every chunk leaves with the same lag behind the source. If the first chunk played comes more
+// than the late tolerance after its due time, the lag grows by that lateness (a joiner fetches its
+// first seconds all at once: the chunks after the first must not be skipped because it came late).
+// A chunk still missing when a later
 // chunk falls due is skipped. So is a missing chunk when no later one is held yet but the swarm has
 // later ones (set_live_edge) and, by the chunk interval (set_interval) counted from the last chunk
 // played, the chunk after it has been due for one more lag (the slack covers a source that paused:
@@ -76,6 +79,8 @@ private:
     wire::chunk_ptr next_held(const chunk_store& store) const;
     // When the missing next_ is given up on by the interval estimate, if it can be.
     std::optional<core::time_point> estimated_give_up() const noexcept;
+    // When the missing next_ is given up on: a later held chunk's due time or the estimate.
+    std::optional<core::time_point> give_up_at(const chunk_store& store) const;
 
     std::optional<core::chunk_id> start_;
     core::chunk_id next_;
