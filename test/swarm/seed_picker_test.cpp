@@ -59,6 +59,21 @@ BOOST_AUTO_TEST_CASE(spread_time_is_until_the_second_other_neighbour_announces) 
     BOOST_TEST(score_ms(p, 1) == 300);
 }
 
+// Two copies of one chunk (push_fanout 2): each HAVE counts once for each, whichever closes first.
+BOOST_AUTO_TEST_CASE(each_have_counts_once_per_push) {
+    seed_picker p(no_explore());
+    p.on_pushed(peer(1), cid(10), t0);
+    p.on_pushed(peer(2), cid(10), t0);
+    p.on_have(peer(1), cid(10), t0 + 100ms);  // counts for 2 only
+    p.on_have(peer(3), cid(10), t0 + 200ms);  // for both: 2 spread at 200 ms, 1 has heard one
+    BOOST_TEST(score_ms(p, 2) == 200);
+    BOOST_TEST(score_ms(p, 1) == -1);
+    BOOST_TEST(p.pending() == 1U);
+    p.on_have(peer(4), cid(10), t0 + 300ms);
+    BOOST_TEST(score_ms(p, 1) == 300);
+    BOOST_TEST(p.pending() == 0U);
+}
+
 BOOST_AUTO_TEST_CASE(a_push_not_spread_in_time_counts_the_timeout) {
     seed_picker_config c = no_explore();
     c.timeout = 2s;

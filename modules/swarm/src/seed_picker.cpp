@@ -82,8 +82,7 @@ void seed_picker::on_have(const core::peer_id& from, core::chunk_id id, core::ti
         }
         ++stats_.spread;
         record(it->target, now - it->pushed_at, now);
-        close(it);
-        it = pending_.begin();  // close() erased from the deque: start over (it is short)
+        it = close(it);
     }
 }
 
@@ -116,9 +115,9 @@ void seed_picker::record(const core::peer_id& peer, core::duration spread, core:
     n.measured_at = now;
 }
 
-void seed_picker::close(std::deque<observation>::iterator it) {
+std::deque<seed_picker::observation>::iterator seed_picker::close(std::deque<observation>::iterator it) {
     if (const auto p = peers_.find(it->target); p != peers_.end() && p->second.pending > 0) --p->second.pending;
-    pending_.erase(it);
+    return pending_.erase(it);
 }
 
 }  // namespace pixtream::swarm

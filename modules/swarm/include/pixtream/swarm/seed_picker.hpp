@@ -83,7 +83,7 @@ private:
 
     void expire(core::time_point now);
     void record(const core::peer_id& peer, core::duration spread, core::time_point now);
-    void close(std::deque<observation>::iterator it);
+    std::deque<observation>::iterator close(std::deque<observation>::iterator it);  // the one after
 
     seed_picker_config cfg_;
     std::unordered_map<core::peer_id, neighbour> peers_;
