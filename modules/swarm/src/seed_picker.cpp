@@ -16,10 +16,7 @@ std::optional<core::peer_id> seed_picker::pick(std::span<const core::peer_id> ca
     expire(now);
     if (candidates.empty()) return std::nullopt;
     ++stats_.picks;
-    // Never picked (or measured) sorts first: an empty optional is less than any time.
-    const auto older = [](const std::optional<core::time_point>& a, const std::optional<core::time_point>& b) {
-        return a < b;
-    };
+    // Times are compared as optionals: never picked (or measured) is less than any time, so first.
     const neighbour none{};
     const auto state = [&](const core::peer_id& p) -> const neighbour& {
         const auto it = peers_.find(p);
@@ -40,7 +37,7 @@ std::optional<core::peer_id> seed_picker::pick(std::span<const core::peer_id> ca
             const bool nb = n.pending > 0, bb = b.pending > 0;
             if (nb != bb) {
                 if (!nb) best = &c;
-            } else if (older(n.measured_at, b.measured_at) || (n.measured_at == b.measured_at && older(n.picked_at, b.picked_at))) {
+            } else if (n.measured_at < b.measured_at || (n.measured_at == b.measured_at && n.picked_at < b.picked_at)) {
                 best = &c;
             }
         }
@@ -57,7 +54,7 @@ std::optional<core::peer_id> seed_picker::pick(std::span<const core::peer_id> ca
         for (const auto& c : candidates) {
             const auto& n = state(c);
             const double k = cost(n);
-            if (!best || k < best_cost || (k == best_cost && older(n.picked_at, state(*best).picked_at))) {
+            if (!best || k < best_cost || (k == best_cost && n.picked_at < state(*best).picked_at)) {
                 best = &c;
                 best_cost = k;
             }
