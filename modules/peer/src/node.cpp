@@ -320,6 +320,7 @@ void node::on_message(const std::shared_ptr<session>& s, wire::message& m) {
             } else if constexpr (std::is_same_v<T, wire::have>) {
                 s->remote_map().advance_to_fit(msg.id);
                 s->remote_map().set(msg.id);
+                spdlog::trace("peer: have {} from {}:{}", msg.id.value(), s->remote_ip(), s->remote_port());
                 if (scheduler_) scheduler_->on_have(s->remote_id(), msg.id);
                 if (tree_) on_tree_have(*s, msg.id, now);
                 if (seeds_) seeds_->on_have(s->remote_id(), msg.id, now);
@@ -329,6 +330,7 @@ void node::on_message(const std::shared_ptr<session>& s, wire::message& m) {
             } else if constexpr (std::is_same_v<T, wire::cancel>) {
                 s->cancelled(msg.id);
             } else if constexpr (std::is_same_v<T, wire::reject>) {
+                spdlog::trace("peer: rejected {} by {}:{}", msg.id.value(), s->remote_ip(), s->remote_port());
                 if (scheduler_) scheduler_->on_reject(s->remote_id(), msg.id, now);
                 header_requests_.erase(msg.id);
                 wake();
@@ -855,7 +857,10 @@ asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
                 for (const auto& a : actions) {
                     auto* s = self->find(a.peer);
                     if (!s) continue;
-                    if (a.kind == swarm::action_kind::request) s->send(wire::request{a.id});
+                    if (a.kind == swarm::action_kind::request) {
+                        spdlog::trace("peer: requesting {} from {}:{}", a.id.value(), s->remote_ip(), s->remote_port());
+                        s->send(wire::request{a.id});
+                    }
                     else s->send(wire::cancel{a.id});
                 }
             }
