@@ -860,8 +860,9 @@ asio::awaitable<void> node::pump(std::shared_ptr<node> self) {
                     if (a.kind == swarm::action_kind::request) {
                         spdlog::trace("peer: requesting {} from {}:{}", a.id.value(), s->remote_ip(), s->remote_port());
                         s->send(wire::request{a.id});
+                    } else {
+                        s->send(wire::cancel{a.id});
                     }
-                    else s->send(wire::cancel{a.id});
                 }
             }
         }
