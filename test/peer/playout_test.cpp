@@ -143,7 +143,6 @@ BOOST_AUTO_TEST_CASE(a_stall_with_nothing_later_announced_lowers_continuity) {
     BOOST_TEST(p.stats().skipped == 56U);
 }
 
-// The tolerance is a bound: played exactly that long after the due time is on time, any later is late.
 // A joiner fetches its first chunks at once and the first arrives 400 ms after its due time: the lag
 // grows by that, and the next one, which arrives 350 ms after its old due time, plays on time.
 BOOST_AUTO_TEST_CASE(a_late_first_chunk_sets_the_clock) {
@@ -166,6 +165,7 @@ BOOST_AUTO_TEST_CASE(a_late_first_chunk_sets_the_clock) {
     BOOST_TEST((p.lag() == 1400ms));
 }
 
+// The tolerance is a bound: played exactly that long after the due time is on time, any later is late.
 BOOST_AUTO_TEST_CASE(late_means_more_than_the_tolerance_after_the_due_time) {
     peer::chunk_store s(64);
     peer::playout p;

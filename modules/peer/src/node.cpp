@@ -672,30 +672,30 @@ void node::publish(wire::chunk_ptr c) {
     // Push it to the children of its substream, or, if none subscribed to it, to push_fanout neighbours
     // (those that spread their pushes fastest: seed_picker, or in turn), before announcing it to the rest.
     auto pushes = push_to_children(c);
-    std::vector<session*> targets;
     if (pushes == 0) {
+        std::vector<session*> targets;
         for (const auto& [id, s] : sessions_) {
             if (!s->remote_is_source()) targets.push_back(s.get());
         }
-    }
-    if (pushes == 0 && seeds_) {
-        const auto now = core::clock::now();
-        std::vector<core::peer_id> candidates;
-        for (const auto* s : targets) candidates.push_back(s->remote_id());
-        for (std::size_t i = 0; i < cfg_.push_fanout && !candidates.empty(); ++i) {
-            const auto target = seeds_->pick(candidates, now);
-            if (!target) break;
-            if (sessions_.at(*target)->push(c)) {
-                seeds_->on_pushed(*target, c->id, now);
-                ++pushes;
+        if (seeds_) {
+            const auto now = core::clock::now();
+            std::vector<core::peer_id> candidates;
+            for (const auto* s : targets) candidates.push_back(s->remote_id());
+            for (std::size_t i = 0; i < cfg_.push_fanout && !candidates.empty(); ++i) {
+                const auto target = seeds_->pick(candidates, now);
+                if (!target) break;
+                if (sessions_.at(*target)->push(c)) {
+                    seeds_->on_pushed(*target, c->id, now);
+                    ++pushes;
+                }
+                std::erase(candidates, *target);
             }
-            std::erase(candidates, *target);
+        } else {
+            std::sort(targets.begin(), targets.end(), [](const session* a, const session* b) { return a->remote_id() < b->remote_id(); });
+            const auto n = std::min(cfg_.push_fanout, targets.size());
+            for (std::size_t i = 0; i < n; ++i) pushes += targets[(push_cursor_ + i) % targets.size()]->push(c) ? 1 : 0;
+            if (!targets.empty()) push_cursor_ = (push_cursor_ + cfg_.push_fanout) % targets.size();
         }
-    } else if (pushes == 0) {
-        std::sort(targets.begin(), targets.end(), [](const session* a, const session* b) { return a->remote_id() < b->remote_id(); });
-        const auto n = std::min(cfg_.push_fanout, targets.size());
-        for (std::size_t i = 0; i < n; ++i) pushes += targets[(push_cursor_ + i) % targets.size()]->push(c) ? 1 : 0;
-        if (!targets.empty()) push_cursor_ = (push_cursor_ + cfg_.push_fanout) % targets.size();
     }
     if (!budget_bucket_.unlimited() && pushes > 0) {  // pushes always go; repairs get what is left
         (void)budget_bucket_.reserve(static_cast<double>(pushes * wire::frame_size(*c)), core::clock::now());
