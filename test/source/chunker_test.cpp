@@ -82,7 +82,7 @@ std::pair<int, std::string> ffmpeg(std::vector<std::string> args, std::chrono::m
 // Test media, generated once per run by ffmpeg.
 struct media {
     temp_dir dir;
-    byte_vector h264_ts, mpeg2_ts, aac_ts, vorbis_ogg, theora_ogg;
+    byte_vector h264_ts, mpeg2_ts, aac_ts, vorbis_ogg, theora_ogg, mp3, adts;
 
     media() {
         const auto gen = [this](const std::string& name, std::vector<std::string> args) {
@@ -107,6 +107,11 @@ struct media {
                                         "sine=frequency=440:sample_rate=44100", "-t", "5", "-c:v", "libtheora", "-g",
                                         "25", "-q:v", "5", "-c:a", "libvorbis", "-page_duration", "200000", "-f",
                                         "ogg"});
+        // ffmpeg's MP3 muxer starts with an ID3v2 tag and an Info frame.
+        mp3 = gen("audio.mp3", {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "5", "-c:a",
+                                "libmp3lame", "-b:a", "128k", "-f", "mp3"});
+        adts = gen("audio.aac", {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5", "-c:a", "aac",
+                                 "-b:a", "96k", "-f", "adts"});
     }
 };
 
@@ -223,6 +228,42 @@ void check_joins(const std::vector<cut_chunk>& chunks, const std::string& ext, s
             const auto [status, err] = ffmpeg({"-v", "warning", "-i", file.string(), "-f", "null", "-"});
             BOOST_TEST(status == 0);
             BOOST_TEST(err.empty(), err);
+        }
+    }
+}
+
+// Audio without headers: every chunk is random access, starts on a frame or an ID3 tag, and chunks
+// k..end decode with ffmpeg printing nothing at -v warning, for up to `samples` k spread over the stream.
+void check_audio_joins(const std::vector<cut_chunk>& chunks, const std::string& format, std::size_t samples) {
+    BOOST_TEST_REQUIRE(chunks.size() > samples);
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        BOOST_TEST_CONTEXT("chunk " << i) {
+            const auto& p = chunks[i].payload;
+            BOOST_TEST(chunks[i].random_access());
+            BOOST_TEST(!chunks[i].is_header());
+            BOOST_TEST(!chunks[i].refs_header);
+            BOOST_TEST_REQUIRE(p.size() >= 4U);
+            const bool tag = std::memcmp(p.data(), "ID3", 3) == 0;
+            BOOST_TEST((tag || (u8(p, 0) == 0xFF && (u8(p, 1) & 0xE0U) == 0xE0U)));
+        }
+    }
+    temp_dir dir;
+    const auto file = dir.path / ("join." + format);
+    for (std::size_t s = 0; s < samples; ++s) {
+        const std::size_t k = 1 + s * (chunks.size() - 2) / std::max<std::size_t>(1, samples - 1);
+        BOOST_TEST_CONTEXT("joining at chunk " << k) {
+            byte_vector stream;
+            for (std::size_t i = k; i < chunks.size(); ++i) append(stream, chunks[i].payload);
+            write_file(file, stream);
+            const auto [status, err] = ffmpeg({"-v", "warning", "-f", format, "-i", file.string(), "-f", "null", "-"});
+            BOOST_TEST(status == 0);
+            // A headerless file's duration is estimated (a note of the demuxer, not a decoding problem).
+            std::string problems;
+            std::istringstream lines(err);
+            for (std::string line; std::getline(lines, line);) {
+                if (line.find("Estimating duration from bitrate") == std::string::npos) problems += line + "\n";
+            }
+            BOOST_TEST(problems.empty(), problems);
         }
     }
 }
@@ -405,6 +446,49 @@ BOOST_AUTO_TEST_CASE(chained_streams_get_a_new_header_chunk) {
     const auto pages = chunk_all(ogg, {.kind = container::ogg, .max_bytes = 8 * 1024, .min_bytes = 2 * 1024});
     BOOST_TEST(concat(pages) == ogg);
     BOOST_TEST(count_if_chunks(pages, &cut_chunk::is_header) == 2U);
+}
+
+BOOST_AUTO_TEST_CASE(mp3_and_adts_chunks_start_on_frames_and_are_joinable) {
+    const std::tuple<const byte_vector*, container, const char*> cases[] = {
+        {&test_media().mp3, container::mp3, "mp3"},
+        {&test_media().adts, container::adts, "aac"},
+    };
+    for (const auto& [input, kind, format] : cases) {
+        BOOST_TEST_CONTEXT(name_of(kind)) {
+            const chunker_config cfg{.kind = container::automatic, .max_bytes = 4 * 1024, .min_bytes = 1024};
+            chunker c(cfg);
+            std::vector<cut_chunk> chunks;
+            c.feed(*input, t0, chunks);
+            c.finish(chunks);
+            BOOST_TEST(c.kind() == kind);
+            BOOST_TEST(c.stats().bytes_skipped_resync == 0U);
+            BOOST_TEST(concat(chunks) == *input);
+            // Cut by size only (the time here stands still): each chunk is as full as whole frames allow.
+            for (std::size_t i = 0; i + 1 < chunks.size(); ++i) {
+                BOOST_TEST(chunks[i].payload.size() <= cfg.max_bytes);
+                BOOST_TEST(chunks[i].payload.size() + 1500 > cfg.max_bytes);
+            }
+            check_audio_joins(chunks, format, 4);
+            for (unsigned seed : {1U, 2U}) BOOST_TEST(same_chunks(chunk_all(*input, cfg, random_pieces(seed)), chunks));
+            BOOST_TEST(same_chunks(chunk_all(*input, cfg, {1}), chunks));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(mp3_garbage_between_frames_is_skipped) {
+    const auto& mp3 = test_media().mp3;
+    byte_vector input(mp3.begin(), mp3.begin() + 20000);
+    append(input, garbage(777, 3));
+    input.insert(input.end(), mp3.begin() + 20000, mp3.end());
+    const chunker_config cfg{.kind = container::mp3, .max_bytes = 4 * 1024, .min_bytes = 1024};
+    chunker c(cfg);
+    std::vector<cut_chunk> chunks;
+    c.feed(input, t0, chunks);
+    c.finish(chunks);
+    BOOST_TEST(c.stats().resyncs >= 1U);
+    BOOST_TEST(c.stats().bytes_skipped_resync >= 777U);
+    BOOST_TEST(c.stats().bytes_skipped_resync < 777U + 2000U);  // at most the frame the garbage cut into
+    check_audio_joins(chunks, "mp3", 2);
 }
 
 BOOST_AUTO_TEST_CASE(random_size_pieces_give_the_same_chunks) {

@@ -1,5 +1,8 @@
 #include "pixtream/source/chunker.hpp"
 
+#include "detect.hpp"
+#include "pixtream/core/media.hpp"
+
 #include "pixtream/wire/limits.hpp"
 #include "pixtream/wire/messages.hpp"
 
@@ -20,8 +23,7 @@ using bytes = std::span<const std::byte>;
 constexpr std::size_t ts_packet_size = 188;
 constexpr std::uint8_t ts_sync = 0x47;
 constexpr std::size_t ts_confirm_packets = 3;      // syncs at a 188-byte stride that confirm a resync
-constexpr std::size_t detect_ts_packets = 5;       // ... and that detect MPEG-TS in automatic mode
-constexpr std::size_t detect_window = 64 * 1024;   // automatic mode: raw if nothing found in this
+constexpr std::size_t audio_confirm_frames = 3;    // frames in a row that confirm an audio resync
 constexpr std::size_t ogg_header_size = 27;
 constexpr std::size_t max_psi_section = 1024;      // PAT/PMT sections are at most 1,024 bytes
 constexpr std::size_t feed_step = 64 * 1024;       // input is buffered at most this much at a time
@@ -250,6 +252,8 @@ const char* name_of(container c) noexcept {
     case container::automatic: return "automatic";
     case container::mpegts: return "mpegts";
     case container::ogg: return "ogg";
+    case container::mp3: return "mp3";
+    case container::adts: return "adts";
     case container::raw: return "raw";
     }
     return "unknown";
@@ -312,6 +316,16 @@ struct chunker::impl {
         bool collecting = false;
         std::vector<ogg_stream> link;
     } ogg;
+
+    // MPEG audio / ADTS state.
+    struct audio_state {
+        bool synced = false;
+    } mpa;
+
+    bool is_audio() const noexcept { return kind == container::mp3 || kind == container::adts; }
+    core::media::audio_kind audio_kind() const noexcept {
+        return kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg;
+    }
 
     // -----------------------------------------------------------------------------------------
     bytes unparsed() const noexcept { return bytes(in).subspan(head); }
@@ -394,6 +408,7 @@ struct chunker::impl {
         ogg.synced = false;
         ogg.collecting = false;
         ogg.in_bos_group = false;
+        mpa.synced = false;
         detect_since.reset();
     }
 
@@ -403,63 +418,30 @@ struct chunker::impl {
         switch (kind) {
         case container::mpegts: return parse_ts(now, out);
         case container::ogg: return parse_ogg(now, out);
+        case container::mp3:
+        case container::adts: return parse_audio(now, out);
         case container::raw: return parse_raw(now, out);
         case container::automatic: return;
         }
     }
 
-    // Automatic mode: looks for MPEG-TS or Ogg at increasing offsets of the buffered input; the
-    // decision depends only on the bytes (never on how they were split). True once decided.
+    // Automatic mode: looks for a container at increasing offsets of the buffered input (detect.hpp);
+    // the decision depends only on the bytes (never on how they were split). True once decided.
     bool detect() {
         const bytes b = unparsed();
         if (b.empty()) return false;
-        const std::size_t limit = std::min(b.size(), detect_window);
-        // Offsets below detect_pos were ruled out already (each decision depends on bytes only).
-        for (std::size_t p = detect_pos; p < limit; detect_pos = ++p) {
-            // MPEG-TS: 0x47 at p, p+188, ... (5 packets).
-            bool ts_possible = at(b, p) == ts_sync;
-            bool ts_sure = ts_possible;
-            for (std::size_t k = 1; ts_possible && k < detect_ts_packets; ++k) {
-                const std::size_t q = p + k * ts_packet_size;
-                if (q >= b.size()) {
-                    ts_sure = false;
-                    break;
-                }
-                if (at(b, q) != ts_sync) ts_possible = ts_sure = false;
-            }
-            if (ts_possible && !ts_sure) {
-                // Not enough bytes to be sure; at the end of input two packets will do.
-                if (!finishing) return false;
-                ts_sure = p + ts_packet_size < b.size();
-            }
-            if (ts_sure) {
-                kind = container::mpegts;
-                detect_pos = 0;
-                if (p > 0) ++stats.resyncs;
-                skip(p);
-                ts.synced = true;
-                return true;
-            }
-            // Ogg: "OggS" and version 0.
-            static constexpr std::array<std::uint8_t, 5> capture{'O', 'g', 'g', 'S', 0};
-            std::size_t m = 0;
-            while (m < capture.size() && p + m < b.size() && at(b, p + m) == capture[m]) ++m;
-            if (m == capture.size()) {
-                kind = container::ogg;
-                detect_pos = 0;
-                if (p > 0) ++stats.resyncs;
-                skip(p);
-                ogg.synced = true;
-                return true;
-            }
-            if (p + m == b.size() && !finishing) return false;  // a prefix of the capture pattern: wait
-        }
-        if (b.size() >= detect_window || finishing) {
-            kind = container::raw;
-            detect_pos = 0;
-            return true;
-        }
-        return false;
+        const auto d = detail::detect_container(b, detect_pos, finishing);
+        detect_pos = d.from;
+        if (!d.decided) return false;
+        kind = d.kind;
+        detect_pos = 0;
+        if (kind == container::raw) return true;
+        if (d.offset > 0) ++stats.resyncs;
+        skip(d.offset);
+        ts.synced = kind == container::mpegts;
+        ogg.synced = kind == container::ogg;
+        mpa.synced = kind == container::mp3 || kind == container::adts;
+        return true;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -792,7 +774,36 @@ struct chunker::impl {
     }
 
     // -----------------------------------------------------------------------------------------
-    // The cutting policy, common to MPEG-TS and Ogg.
+    void parse_audio(core::time_point now, std::vector<cut_chunk>& out) {
+        using core::media::audio_unit;
+        for (;;) {
+            const bytes b = unparsed();
+            if (!mpa.synced) {
+                const auto sync = core::media::find_audio_sync(b, audio_confirm_frames, finishing);
+                skip(sync.offset);
+                if (sync.answer != core::media::run_answer::yes) return;
+                mpa.synced = true;
+                // Frames of the other kind from here on (a different stream): follow them.
+                if (std::to_integer<unsigned>(unparsed()[0]) == 0xFFU && sync.kind != audio_kind())
+                    kind = sync.kind == core::media::audio_kind::adts ? container::adts : container::mp3;
+                continue;
+            }
+            const auto u = core::media::next_audio_unit(audio_kind(), b, finishing);
+            if (u.is == audio_unit::what::more) return;
+            if (u.is == audio_unit::what::lost) {
+                if (b.empty()) return;
+                mpa.synced = false;
+                ++stats.resyncs;
+                continue;
+            }
+            // Every frame (and tag) is a place to start: the chunk is cut by size and time only.
+            add_unit(b.first(u.size), true, unit_role::normal, false, now, out);
+            consume(u.size);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The cutting policy, common to every container but raw.
     // Appends a unit to the pending chunk, cutting before or after it as the policy says; returns
     // the unit's offset in `pending` (meaningless after a cut after it).
     std::size_t add_unit(bytes unit, bool ra, unit_role role, bool si_only, core::time_point now,
@@ -816,7 +827,7 @@ struct chunker::impl {
             } else if (!pending.empty()) {
                 // A chunk that does not start at a random-access point is cut before the next one
                 // whatever its size: keyframes are rare, and a size cut just before one must not hide it.
-                const bool at_ra = ra && (pending.size() >= cfg.min_bytes || !pending_ra);
+                const bool at_ra = ra && !is_audio() && (pending.size() >= cfg.min_bytes || !pending_ra);
                 if (at_ra || pending.size() + unit.size() > cfg.max_bytes) cut(false, out);
             }
             break;
@@ -830,7 +841,7 @@ struct chunker::impl {
         }
         if (pending.empty()) {
             pending_since = now;
-            pending_ra = role == unit_role::normal && ra && header_emitted;
+            pending_ra = role == unit_role::normal && ra && (header_emitted || is_audio());
             pending_only_si = true;
         }
         pending_only_si = pending_only_si && si_only;
@@ -867,7 +878,7 @@ struct chunker::impl {
             header_emitted = true;
             ++stats.header_chunks;
         } else {
-            c.refs_header = header_emitted && kind != container::raw;
+            c.refs_header = header_emitted && kind != container::raw && !is_audio();
             if (pending_ra) {
                 c.flags = wire::chunk::flag_random_access;
                 ++stats.random_access_chunks;

@@ -1,7 +1,7 @@
 #pragma once
 // Cuts the live input byte stream into chunk payloads (pure: no I/O, no clock; time is a parameter).
 //
-// Chunks are aligned to container boundaries (MPEG-TS 188-byte packets, Ogg pages), bounded by bytes
+// Chunks are aligned to container boundaries (MPEG-TS 188-byte packets, Ogg pages, audio frames), bounded by bytes
 // and by time, and flagged so that a player joining at any random-access chunk, after receiving the
 // header chunk it refers to, gets a stream it decodes cleanly:
 //
@@ -17,6 +17,8 @@
 //   pages with granule position 0); a new chained link (a new BOS) gives a new header chunk. A chunk
 //   is random access when its first page does not start with a continued packet and, if the link has
 //   a Theora stream, is a Theora page starting with a keyframe.
+// - MP3 (MPEG audio) and ADTS (AAC): every chunk starts on a frame (or an ID3 tag) and is random
+//   access; no header chunk.
 // - raw: cut at max_bytes and by time only; every chunk is random access and there are no headers.
 //
 // Header chunks are part of the stream (the concatenation of all payloads is the input minus the
@@ -32,13 +34,14 @@
 
 namespace pixtream::source {
 
-enum class container { automatic, mpegts, ogg, raw };
+enum class container { automatic, mpegts, ogg, mp3, adts, raw };
 
-// "automatic", "mpegts", "ogg" or "raw".
+// "automatic", "mpegts", "ogg", "mp3", "adts" or "raw".
 const char* name_of(container c) noexcept;
 
 struct chunker_config {
-    // automatic: MPEG-TS (0x47 every 188 bytes) or Ogg ("OggS") found within the first 64 KiB, else raw.
+    // automatic: MPEG-TS (0x47 every 188 bytes), Ogg ("OggS"), MPEG audio or ADTS (3 frames in a row,
+    // maybe after an ID3v2 tag) found within the first 64 KiB, else raw.
     container kind = container::automatic;
     // Largest payload, except that a single container unit (an Ogg page up to 65,307 bytes) is never
     // split, and header chunks may grow to wire::max_chunk_payload so that they stay whole.
