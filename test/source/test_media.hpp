@@ -1,0 +1,125 @@
+#pragma once
+// Test media for the source's tests, generated once per test program by ffmpeg, and file helpers.
+#include "pixtream/source/chunker.hpp"
+#include "pixtream/source/media_clock.hpp"
+#include "subprocess.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace pixtream::source {
+inline std::ostream& boost_test_print_type(std::ostream& os, container c) { return os << name_of(c); }
+inline std::ostream& boost_test_print_type(std::ostream& os, clock_source c) { return os << name_of(c); }
+}  // namespace pixtream::source
+
+namespace pixtream::source::testing {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+using byte_vector = std::vector<std::byte>;
+
+inline std::string find_program(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+    for (std::string dir; std::getline(dirs, dir, ':');) {
+        const fs::path p = fs::path(dir) / name;
+        if (::access(p.c_str(), X_OK) == 0) return p.string();
+    }
+    throw std::runtime_error(name + " not found in PATH");
+}
+
+inline byte_vector read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    byte_vector out(s.size());
+    std::memcpy(out.data(), s.data(), s.size());
+    return out;
+}
+
+inline void write_file(const fs::path& p, const byte_vector& data) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+}
+
+inline void append(byte_vector& to, std::span<const std::byte> b) { to.insert(to.end(), b.begin(), b.end()); }
+
+// A private temporary directory, removed with its content.
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string tmpl = (fs::temp_directory_path() / "pixtream-chunker-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path = tmpl;
+    }
+    ~temp_dir() {
+        std::error_code ignored;
+        fs::remove_all(path, ignored);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+};
+
+// Runs ffmpeg with `args`; returns {exit status, stderr}.
+inline std::pair<int, std::string> ffmpeg(std::vector<std::string> args, std::chrono::milliseconds timeout = 20s) {
+    static const std::string exe = find_program("ffmpeg");
+    args.insert(args.begin(), {exe, "-nostdin", "-hide_banner"});
+    test::subprocess p(args);
+    const auto status = p.wait(timeout);
+    if (!status) throw std::runtime_error("ffmpeg did not finish in time");
+    return {*status, p.stderr_text()};
+}
+
+// Test media, generated once per run by ffmpeg.
+struct media {
+    temp_dir dir;
+    byte_vector h264_ts, mpeg2_ts, aac_ts, vorbis_ogg, theora_ogg, mp3, adts;
+
+    media() {
+        const auto gen = [this](const std::string& name, std::vector<std::string> args) {
+            const auto out = (dir.path / name).string();
+            args.insert(args.begin(), {"-v", "error", "-y"});
+            args.push_back(out);
+            const auto [status, err] = ffmpeg(args, 60s);
+            if (status != 0) throw std::runtime_error("cannot generate " + name + ": " + err);
+            return read_file(out);
+        };
+        h264_ts = gen("h264.ts", {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
+                                  "sine=frequency=440:sample_rate=44100", "-t", "6", "-c:v", "libx264", "-preset",
+                                  "veryfast", "-g", "25", "-c:a", "aac", "-f", "mpegts"});
+        mpeg2_ts = gen("mpeg2.ts", {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
+                                    "sine=frequency=330:sample_rate=48000", "-t", "4", "-c:v", "mpeg2video", "-g",
+                                    "12", "-b:v", "400k", "-c:a", "mp2", "-f", "mpegts"});
+        aac_ts = gen("aac.ts", {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:a",
+                                "aac", "-f", "mpegts"});
+        vorbis_ogg = gen("vorbis.ogg", {"-f", "lavfi", "-i", "anoisesrc=d=6:c=pink:r=44100", "-ac", "2", "-c:a",
+                                        "libvorbis", "-page_duration", "200000", "-f", "ogg"});
+        theora_ogg = gen("theora.ogg", {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
+                                        "sine=frequency=440:sample_rate=44100", "-t", "5", "-c:v", "libtheora", "-g",
+                                        "25", "-q:v", "5", "-c:a", "libvorbis", "-page_duration", "200000", "-f",
+                                        "ogg"});
+        // ffmpeg's MP3 muxer starts with an ID3v2 tag and an Info frame.
+        mp3 = gen("audio.mp3", {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "5", "-c:a",
+                                "libmp3lame", "-b:a", "128k", "-f", "mp3"});
+        adts = gen("audio.aac", {"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5", "-c:a", "aac",
+                                 "-b:a", "96k", "-f", "adts"});
+    }
+};
+
+inline media& test_media() {
+    static media m;
+    return m;
+}
+
+}  // namespace pixtream::source::testing
