@@ -42,8 +42,9 @@ auto log_failure(const std::string& what, int* status, asio::io_context* io) {
 int main(int argc, char** argv) {
     po::options_description opts(
         "Usage: pixtream-source [options] TRACKER_URL {http|tcp|file|stdin} SOURCE\n\n"
-        "Reads a live media stream, cuts it into signed chunks aligned to its container (MPEG-TS,\n"
-        "Ogg, else raw bytes), announces the channel to the tracker and feeds the peers.\n"
+        "Reads a live media stream, publishes it at real time by its own clock, cuts it into signed\n"
+        "chunks aligned to its container (MPEG-TS, Ogg, MP3, ADTS/AAC, else raw bytes), announces the\n"
+        "channel to the tracker and feeds the peers.\n"
         "SOURCE is an http:// URL, HOST:PORT, a file path, or - for stdin.\n\n"
         "Options");
     std::string ip = "0.0.0.0";
@@ -70,8 +71,9 @@ int main(int argc, char** argv) {
         ("sport,s", po::value(&sport)->default_value(sport),
          "TCP port serving the stream to local players (raw TCP or HTTP GET /, GET /stats); 0: any free port")
         ("rate", po::value(&rate)->default_value(rate),
-         "file and stdin inputs: read at this many bytes per second (0: as fast as possible;"
-         " a file should be paced at its bitrate to be live)")
+         "raw input only (no MPEG-TS, Ogg, MP3 or ADTS in it): publish it at this many bytes per second, whatever "
+         "the input kind (0: as it arrives). Containers are always published at real time by their own clock "
+         "(PCR, granule positions, frames), however fast the input comes; for them --rate is ignored with a warning")
         ("loop", po::bool_switch(&loop), "file input: start again at the end, forever")
         ("channel", po::value(&channel)->default_value(channel), "channel name announced to the tracker")
         ("key", po::value(&key_file)->default_value(key_file),
@@ -130,7 +132,6 @@ int main(int argc, char** argv) {
     if (!tracker_url) return usage_error("tracker URL '" + positional[0] + "': " + error);
     auto input = source::parse_input(positional[1], positional.size() > 2 ? positional[2] : "-", error);
     if (!input) return usage_error(error);
-    input->rate_bytes_per_s = rate;
     input->loop = loop;
     boost::system::error_code aec;
     const auto address = asio::ip::make_address(ip, aec);
@@ -164,8 +165,7 @@ int main(int argc, char** argv) {
         std::cerr << fmt::format("pixtream-source: cannot listen for peers on {}:{}: {}\n", ip, port, e.code().message());
         return 1;
     }
-    stream::output_config ocfg;
-    ocfg.content_type = "application/octet-stream";
+    stream::output_config ocfg;  // Content-Type from the stream's first bytes
     std::shared_ptr<source::broadcaster> caster;
     // GET /stats: the source's side of DESIGN.md's metrics (source_upload_ratio) and its input.
     auto stats_json = [&] {
@@ -198,9 +198,18 @@ int main(int argc, char** argv) {
         };
         if (caster) {
             const auto& in = caster->input().stats();
-            j["input"] = boost::json::object{{"bytes", in.bytes},         {"connected", in.connected},
-                                             {"reconnects", in.reconnects}, {"failures", in.failures},
-                                             {"last_error", in.last_error}, {"ended", caster->stats().ended}};
+            const auto& cs = caster->stats();
+            j["input"] = boost::json::object{{"bytes", in.bytes},
+                                             {"connected", in.connected},
+                                             {"reconnects", in.reconnects},
+                                             {"failures", in.failures},
+                                             {"last_error", in.last_error},
+                                             {"ended", cs.ended},
+                                             {"container", source::name_of(caster->clock().kind())},
+                                             {"clock", source::name_of(caster->clock().source())},
+                                             {"discontinuities", caster->clock().stats().discontinuities},
+                                             {"clock_anchors", cs.clock_anchors},
+                                             {"held_s", cs.held_s}};
         }
         return boost::json::serialize(j);
     };
@@ -215,10 +224,11 @@ int main(int argc, char** argv) {
     // Chunk ids continue across restarts of the source: they start at the time in 10 ms units.
     const auto first_id = core::chunk_id{static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() / 10)};
-    source::chunker_config ccfg;
-    ccfg.max_bytes = chunk_bytes;
-    ccfg.max_duration = core::from_seconds(chunk_seconds);
-    caster = std::make_shared<source::broadcaster>(io.get_executor(), *input, ccfg, *key, first_id,
+    source::broadcaster_config bcfg;
+    bcfg.cut.max_bytes = chunk_bytes;
+    bcfg.cut.max_duration = core::from_seconds(chunk_seconds);
+    bcfg.raw_bytes_per_s = rate;
+    caster = std::make_shared<source::broadcaster>(io.get_executor(), *input, bcfg, *key, first_id,
                                                         [&](wire::chunk_ptr c) {
                                                             if (c->is_header()) output->set_header(c);
                                                             output->write(c);

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -78,7 +79,7 @@ inline std::pair<std::uint16_t, std::uint16_t> ports_of(const std::string& line)
 
 // A raw-TCP player: connects and reads until EOF (or the deadline) into `data`.
 struct player {
-    std::string data;
+    std::string data;  // read it after join(), or through snapshot() while the player runs
     std::atomic<std::size_t> received{0};
     std::string error;
     boost::asio::io_context io;
@@ -99,7 +100,10 @@ struct player {
             boost::system::error_code rec;
             for (;;) {
                 const auto n = socket.read_some(boost::asio::buffer(buf), rec);
-                data.append(buf, n);
+                {
+                    const std::lock_guard lock(mutex);
+                    data.append(buf, n);
+                }
                 received += n;
                 if (rec == boost::asio::error::interrupted) continue;  // a child's SIGCHLD, not the stream
                 if (rec) {
@@ -112,6 +116,12 @@ struct player {
     void join() {
         if (thread.joinable()) thread.join();
     }
+    // What arrived so far, while the player runs.
+    std::string snapshot() {
+        const std::lock_guard lock(mutex);
+        return data;
+    }
+    std::mutex mutex;
     // A test that fails early must not leave the reader blocked: shut the socket, then join.
     ~player() {
         if (thread.joinable()) {

@@ -29,33 +29,93 @@ core::wall_micros wall_now() {
 
 }  // namespace
 
-broadcaster::broadcaster(const asio::any_io_executor& ex, input_config in, chunker_config cut, wire::keypair key,
+broadcaster::broadcaster(const asio::any_io_executor& ex, input_config in, broadcaster_config cfg, wire::keypair key,
                          core::chunk_id first_id, publish_fn publish)
-    : chunker_(cut), key_(std::move(key)), next_id_(first_id), publish_(std::move(publish)), tick_timer_(ex) {
-    reader_ = std::make_unique<input_reader>(ex, std::move(in), [this](input_event ev) {
-        std::vector<cut_chunk> cuts;
-        const auto now = core::clock::now();
-        switch (ev.kind) {
-        case input_event_kind::data:
-            chunker_.feed(ev.bytes, now, cuts);
-            emit(cuts, false);
-            tick_timer_.cancel();  // the chunk deadline may have moved
-            break;
-        case input_event_kind::disconnected:
-        case input_event_kind::reconnected:
-            // A new connection (or a looped file) starts a fresh container stream: cut what we have.
-            chunker_.finish(cuts);
-            emit(cuts, false);
-            spdlog::info("source: input {}: {}", to_string(ev.kind), ev.message);
-            break;
-        case input_event_kind::failed: spdlog::warn("source: input: {}", ev.message); break;
-        case input_event_kind::ended:
-            chunker_.finish(cuts);
-            emit(cuts, true);
-            spdlog::info("source: input ended ({})", ev.message.empty() ? "end of input" : ev.message);
-            break;
+    : cfg_(cfg),
+      chunker_(cfg.cut),
+      clock_(media_clock_config{.kind = cfg.cut.kind, .raw_bytes_per_s = cfg.raw_bytes_per_s}),
+      key_(std::move(key)),
+      next_id_(first_id),
+      publish_(std::move(publish)),
+      tick_timer_(ex),
+      pace_timer_(ex) {
+    reader_ = std::make_unique<input_reader>(ex, std::move(in), [this](input_event ev) { return on_input(this, std::move(ev)); });
+}
+
+asio::awaitable<void> broadcaster::on_input(broadcaster* self, input_event ev) {
+    std::vector<timed_piece> pieces;
+    std::vector<cut_chunk> cuts;
+    switch (ev.kind) {
+    case input_event_kind::data:
+        self->clock_.feed(ev.bytes, pieces);
+        self->note_clock();
+        co_await pace(self, std::move(pieces));
+        break;
+    case input_event_kind::disconnected:
+    case input_event_kind::reconnected: {
+        // A new connection (or a looped file) starts a fresh container stream: cut what we have, and
+        // its clock anchors afresh.
+        self->clock_.finish(pieces);
+        const bool live = co_await pace(self, std::move(pieces));
+        if (!live) co_return;
+        self->pacer_.reset();
+        self->chunker_.finish(cuts);
+        self->emit(cuts, false);
+        spdlog::info("source: input {}: {}", to_string(ev.kind), ev.message);
+        break;
+    }
+    case input_event_kind::failed: spdlog::warn("source: input: {}", ev.message); break;
+    case input_event_kind::ended: {
+        self->clock_.finish(pieces);
+        const bool live = co_await pace(self, std::move(pieces));
+        if (!live) co_return;
+        self->chunker_.finish(cuts);
+        self->emit(cuts, true);
+        spdlog::info("source: input ended ({})", ev.message.empty() ? "end of input" : ev.message);
+        break;
+    }
+    }
+}
+
+asio::awaitable<bool> broadcaster::pace(broadcaster* self, std::vector<timed_piece> pieces) {
+    for (auto& piece : pieces) {
+        const auto ready = core::clock::now();
+        const auto at = self->pacer_.release_at(piece, ready);
+        self->stats_.clock_anchors = self->pacer_.anchors();
+        if (at > ready) {
+            self->pace_timer_.expires_at(at);
+            co_await self->pace_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (self->stopping_) co_return false;
+            self->stats_.held_s += core::to_seconds(core::clock::now() - ready);
         }
-    });
+        std::vector<cut_chunk> cuts;
+        self->chunker_.feed(piece.bytes, core::clock::now(), cuts);
+        self->emit(cuts, false);
+        self->tick_timer_.cancel();  // the chunk deadline may have moved
+    }
+    co_return !self->stopping_;
+}
+
+// Says once how the input is paced, as soon as its container is known.
+void broadcaster::note_clock() {
+    if (clock_noted_ || clock_.kind() == container::automatic) return;
+    clock_noted_ = true;
+    const auto kind = clock_.kind();
+    if (kind == container::raw) {
+        if (cfg_.raw_bytes_per_s > 0)
+            spdlog::info("source: raw input, published at --rate {} bytes/s", cfg_.raw_bytes_per_s);
+        else
+            spdlog::warn("source: raw input (no MPEG-TS, Ogg, MP3 or ADTS found) and no --rate: published as fast as "
+                         "it arrives");
+        return;
+    }
+    const char* by = kind == container::mpegts ? "its PCR (or PTS until a PCR is seen)"
+                     : kind == container::ogg  ? "its granule positions"
+                                               : "its frames";
+    spdlog::info("source: {} input, published at real time by {}", name_of(kind), by);
+    if (cfg_.raw_bytes_per_s > 0)
+        spdlog::warn("source: --rate is ignored: it only paces raw input, and this {} input has a clock of its own",
+                     name_of(kind));
 }
 
 void broadcaster::emit(std::vector<cut_chunk>& cuts, bool end_of_stream) {
@@ -110,6 +170,7 @@ void broadcaster::stop() {
     stopping_ = true;
     reader_->stop();
     tick_timer_.cancel();
+    pace_timer_.cancel();
 }
 
 std::optional<wire::keypair> load_or_create_key(const std::string& path, std::string& error, bool& created) {

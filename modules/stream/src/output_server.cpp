@@ -1,5 +1,7 @@
 #include "pixtream/stream/output_server.hpp"
 
+#include "pixtream/core/media.hpp"
+
 #include "pixtream/net/net.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -232,9 +234,7 @@ void output_server::start_streaming(client& c, bool http) {
 
 std::string output_server::guess_content_type(std::span<const std::byte> first) const {
     if (!cfg_.content_type.empty()) return cfg_.content_type;
-    if (!first.empty() && first[0] == std::byte{0x47}) return "video/mp2t";
-    if (first.size() >= 4 && std::memcmp(first.data(), "OggS", 4) == 0) return "audio/ogg";
-    return "application/octet-stream";
+    return core::media::sniff_media_type(first);
 }
 
 std::string output_server::stream_response_head(std::span<const std::byte> first, bool chunked) const {

@@ -33,8 +33,8 @@
 namespace pixtream::stream {
 
 struct output_config {
-    // Content-Type of `GET /`; empty: guessed from the first bytes a client gets ("video/mp2t" for
-    // MPEG-TS, "audio/ogg" for Ogg, else "application/octet-stream").
+    // Content-Type of `GET /`; empty: from the first bytes a client gets (core::media::sniff_media_type:
+    // video/mp2t, video/ogg or audio/ogg, audio/mpeg, audio/aac, else application/octet-stream).
     std::string content_type{};
     core::duration raw_detect = core::milliseconds(300);  // silence after connecting that means raw TCP
     core::duration read_timeout = core::seconds(5);       // a whole HTTP request must arrive within this
