@@ -39,12 +39,18 @@ core::wall_micros wall_now() {
 
 // Finds the channel key on the tracker: by name, or the only channel there is. `absent` is set when
 // the tracker answered but has no such channel (yet).
+// Why a channel lookup gave no key: worth asking again (the tracker or the channel may come), or not.
+enum class lookup_miss { none, absent, unreachable, final };
+
 asio::awaitable<std::variant<core::channel_key, std::string>> lookup_channel(tracker::tracker_url url,
-                                                                            std::string name, bool* absent) {
+                                                                            std::string name, lookup_miss* miss) {
     using result = std::variant<core::channel_key, std::string>;
-    *absent = false;
+    *miss = lookup_miss::final;
     auto got = co_await tracker::http_get(url, url.prefix + "/channels", core::seconds(5));
-    if (got.index() == 1) co_return result{std::in_place_index<1>, std::get<1>(got)};
+    if (got.index() == 1) {
+        *miss = lookup_miss::unreachable;
+        co_return result{std::in_place_index<1>, std::get<1>(got)};
+    }
     boost::system::error_code ec;
     const auto v = boost::json::parse(std::get<0>(got), ec);
     if (ec || !v.is_object() || !v.at("channels").is_array())
@@ -63,9 +69,10 @@ asio::awaitable<std::variant<core::channel_key, std::string>> lookup_channel(tra
                                         : "several channels" + (name.empty() ? std::string() : " named '" + name + "'") +
                                               ": choose one with --channel or --channel-key";
         if (!names.empty()) why += " (channels: " + names + ")";
-        *absent = found.empty();
+        *miss = found.empty() ? lookup_miss::absent : lookup_miss::final;
         co_return result{std::in_place_index<1>, why};
     }
+    *miss = lookup_miss::none;
     co_return result{std::in_place_index<0>, *core::channel_key::from_hex(found[0].second)};
 }
 
@@ -121,7 +128,8 @@ int main(int argc, char** argv) {
         ("linger", po::value(&linger)->default_value(linger),
          "seconds to keep serving other peers after the stream ended")
         ("wait-channel", po::value(&wait_channel)->default_value(wait_channel),
-         "seconds to wait for the channel to appear on the tracker (the source may start later)")
+         "seconds to wait for the channel to appear on the tracker (the source may start later), asking every "
+         "second, and for an unreachable tracker to answer, asking again after 1, 2, 4, 8 then every 10 s; 0: ask once")
         ("push-substreams", po::value(&push_substreams)->default_value(push_substreams),
          "experimental: split the stream into this many substreams (1-32), each pushed to this peer by one "
          "neighbour it subscribes to; 0 (the default): no push trees, chunks are pulled. The whole swarm should "
@@ -170,19 +178,35 @@ int main(int argc, char** argv) {
 
     asio::io_context io(1);
     if (!key) {
-        // The channel may not be there yet (peers started before the source): ask again every second
-        // for --wait-channel seconds. An unreachable tracker is an error at once.
+        // The channel may not be there yet (peers started before the source): ask again every second;
+        // the tracker may be down: ask again after 1, 2, 4, 8 s (then every 10 s), saying so each time.
+        // Either way for --wait-channel seconds.
         std::optional<std::variant<core::channel_key, std::string>> found;
         const auto give_up = core::clock::now() + core::from_seconds(wait_channel);
-        for (bool absent = true; absent;) {
+        core::duration backoff = core::seconds(1);
+        for (;;) {
             found.reset();
-            asio::co_spawn(io, lookup_channel(*tracker_url, channel, &absent), [&](std::exception_ptr e, auto r) {
+            lookup_miss miss = lookup_miss::final;
+            asio::co_spawn(io, lookup_channel(*tracker_url, channel, &miss), [&](std::exception_ptr e, auto r) {
                 if (!e) found = std::move(r);
             });
             io.run();
             io.restart();
-            if (!absent || core::clock::now() >= give_up) break;
-            std::this_thread::sleep_for(std::chrono::seconds(1));
+            const auto now = core::clock::now();
+            if (miss == lookup_miss::none || miss == lookup_miss::final || now >= give_up) break;
+            auto pause = core::seconds(1);
+            if (miss == lookup_miss::unreachable) {
+                pause = std::chrono::duration_cast<core::seconds>(backoff);
+                backoff = std::min<core::duration>(backoff * 2, core::seconds(10));
+            }
+            const auto left = give_up - now;
+            const auto wait = std::min<core::duration>(pause, left);
+            if (miss == lookup_miss::unreachable) {
+                spdlog::warn("peer: tracker unreachable: {}; asking again in {:.1f} s (giving up in {:.1f} s, --wait-channel)",
+                             found && found->index() == 1 ? std::get<1>(*found) : "no answer", core::to_seconds(wait),
+                             core::to_seconds(left));
+            }
+            std::this_thread::sleep_for(wait);
         }
         if (!found || found->index() == 1) {
             std::cerr << "pixtream-peer: cannot find the channel: " << (found ? std::get<1>(*found) : "lookup failed")

@@ -85,12 +85,21 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
     }
 }
 
+// A tracker that stays down: the peer asks again with backoff, saying so each time, for
+// --wait-channel seconds, then gives up with a clear error.
 BOOST_AUTO_TEST_CASE(unreachable_tracker) {
     const auto port = std::to_string(dead_port());
-    const auto r = run({peer_exe, "-p", "0", "-s", "0", "http://127.0.0.1:" + port});
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run({peer_exe, "-p", "0", "-s", "0", "--wait-channel", "3", "http://127.0.0.1:" + port});
     BOOST_TEST(r.status == 1);
     BOOST_TEST(r.err.find("cannot find the channel: cannot connect to http://127.0.0.1:" + port) != std::string::npos,
                r.err);
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 3s));  // it kept asking
+    // Asked at 0, 1 and 3 s: two retries announced.
+    std::size_t said = 0;
+    for (auto pos = r.out.find("tracker unreachable"); pos != std::string::npos; pos = r.out.find("tracker unreachable", pos + 1))
+        ++said;
+    BOOST_TEST(said >= 2U, r.out);
 }
 
 // A tracker that answers but has no such channel: the peer waits --wait-channel seconds, then says so.

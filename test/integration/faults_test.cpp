@@ -307,6 +307,31 @@ BOOST_AUTO_TEST_CASE(tracker_restarted_mid_stream) {
     BOOST_TEST(sw.source->wait(30s).value_or(-1) == 0);
 }
 
+// A peer started while the tracker is down keeps asking it, and joins once it is back.
+BOOST_AUTO_TEST_CASE(peer_started_while_the_tracker_is_down_joins_later) {
+    temp_dir dir;
+    const auto media = make_media(dir.path, "ts", 12);
+    const auto input = read_file(media);
+    const auto port = free_port();
+    const auto url = "http://127.0.0.1:" + std::to_string(port);
+    subprocess peer({peer_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--buffer", "1.5", "--wait-channel", "60",
+                     "--channel", "ft-down", "--log-level", "warn", url});
+    const auto said = peer.read_line(15s);
+    BOOST_TEST_REQUIRE(said.has_value(), "the peer said nothing: " << peer.stderr_text());
+    BOOST_TEST(said->find("tracker unreachable") != std::string::npos, *said);
+    auto tracker = start_tracker(port);
+    auto source = start_file_source(dir, media, static_cast<double>(input.size()) / 12, url, "ft-down");
+    // Its start-up line follows once the tracker answered with the channel.
+    std::optional<std::string> line;
+    while ((line = peer.read_line(30s)) && line->find("players on") == std::string::npos) {}
+    BOOST_TEST_REQUIRE(line.has_value(), "the peer did not join: " << peer.stderr_text());
+    player out;
+    out.start(ports_of(*line).second);
+    BOOST_TEST(eventually([&] { return out.received > input.size() / 4; }, 30s), "no stream reached the peer");
+    peer.signal(SIGTERM);
+    source->signal(SIGTERM);
+}
+
 // Ten peers; three are SIGKILLed mid-stream and three newcomers take their places. The seven that
 // stay miss nothing; the newcomers' outputs decode.
 BOOST_AUTO_TEST_CASE(thirty_percent_of_peers_churn) {
