@@ -41,11 +41,15 @@ auto log_failure(const std::string& what, int* status, asio::io_context* io) {
 
 int main(int argc, char** argv) {
     po::options_description opts(
-        "Usage: pixtream-source [options] TRACKER_URL {http|tcp|file|stdin} SOURCE\n\n"
+        "Usage: pixtream-source [options] TRACKER_URL {http|tcp|file|stdin|listen|udp} SOURCE\n\n"
         "Reads a live media stream, publishes it at real time by its own clock, cuts it into signed\n"
         "chunks aligned to its container (MPEG-TS, Ogg, MP3, ADTS/AAC, else raw bytes), announces the\n"
         "channel to the tracker and feeds the peers.\n"
-        "SOURCE is an http:// URL, HOST:PORT, a file path, or - for stdin.\n\n"
+        "SOURCE: http URL (pulled), tcp HOST:PORT (pulled: we connect), file PATH, stdin -,\n"
+        "listen [ADDRESS:]PORT (pushed: a broadcaster connects, e.g. ffmpeg ... -f mpegts tcp://HOST:PORT),\n"
+        "udp [ADDRESS:]PORT (pushed MPEG-TS datagrams, e.g. ffmpeg ... udp://HOST:PORT; a multicast\n"
+        "ADDRESS is joined). A pushed input waits for its broadcaster, and when it drops and comes\n"
+        "back, the channel continues.\n\n"
         "Options");
     std::string ip = "0.0.0.0";
     std::uint16_t port = 60000;
@@ -114,7 +118,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (positional.size() != 3 && !(positional.size() == 2 && positional[1] == "stdin"))
-        return usage_error("expected TRACKER_URL {http|tcp|file|stdin} SOURCE");
+        return usage_error("expected TRACKER_URL {http|tcp|file|stdin|listen|udp} SOURCE");
     const auto level = spdlog::level::from_str(log_level);
     if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level '" + log_level + "'");
     spdlog::set_level(level);
@@ -234,6 +238,11 @@ int main(int argc, char** argv) {
                                                             output->write(c);
                                                             node->publish(std::move(c));
                                                         });
+
+    if (const auto why = caster->bind_input(); !why.empty()) {
+        std::cerr << "pixtream-source: " << why << '\n';
+        return 1;
+    }
 
     tracker::client_config tcfg;
     tcfg.urls = {*tracker_url};

@@ -70,9 +70,12 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
         {{peer_exe, "--upload-backlog", "0", "http://127.0.0.1:1"}, "--upload-backlog must be between 0.05 and 60 seconds"},
         {{source_exe, "http://127.0.0.1:1", "file", "/nonexistent/input.ts"},
          "cannot open input file '/nonexistent/input.ts': No such file or directory"},
-        {{source_exe, "http://127.0.0.1:1", "udp", "x"}, "udp"},
+        {{source_exe, "http://127.0.0.1:1", "udp", "x"}, "invalid port 'x' in 'x' (expected 1 to 65535)"},
+        {{source_exe, "http://127.0.0.1:1", "listen", "nowhere:9000"}, "'nowhere' in 'nowhere:9000' is not an IP address"},
+        {{source_exe, "http://127.0.0.1:1", "listen", "239.1.1.1:9000"}, "cannot listen for TCP on the multicast address"},
+        {{source_exe, "http://127.0.0.1:1", "rtmp", "x"}, "unknown input kind 'rtmp' (expected http, tcp, file, stdin, listen or udp)"},
         {{source_exe, "http://127.0.0.1:1", "tcp", "localhost:70000"}, "1 to 65535"},
-        {{source_exe, "http://127.0.0.1:1"}, "expected TRACKER_URL {http|tcp|file|stdin} SOURCE"},
+        {{source_exe, "http://127.0.0.1:1"}, "expected TRACKER_URL {http|tcp|file|stdin|listen|udp} SOURCE"},
         {{source_exe, "gopher://x", "stdin", "-"}, "only http:// tracker URLs are supported"},
     };
     for (const auto& [args, message] : cases) {
@@ -138,6 +141,13 @@ BOOST_AUTO_TEST_CASE(ports_in_use) {
     BOOST_TEST(source.status == 1);
     BOOST_TEST(source.err.find("cannot listen for peers on 127.0.0.1:" + port + ": Address already in use") !=
                std::string::npos, source.err);
+    // A pushed input's port, taken: an error at start-up, not a retry loop.
+    const auto pushed = run({source_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--key", key, "http://127.0.0.1:1",
+                             "listen", "127.0.0.1:" + port});
+    std::filesystem::remove(key);
+    BOOST_TEST(pushed.status == 1);
+    BOOST_TEST(pushed.err.find("cannot listen for the broadcaster on 127.0.0.1:" + port + ": Address already in use") !=
+               std::string::npos, pushed.err);
 }
 
 BOOST_AUTO_TEST_CASE(bad_key_file) {

@@ -168,9 +168,97 @@ void dump_over_tcp_plays_in_real_time(const std::string& name, std::vector<std::
     }
 }
 
+// Video frames ffprobe decodes from an MPEG-TS capture (a capture cut anywhere: its last frame may be
+// partial, so warnings are not looked at here).
+int decoded_frames(const fs::path& file) {
+    subprocess p({"/usr/bin/ffprobe", "-v", "quiet", "-select_streams", "v:0", "-count_frames", "-show_entries",
+                  "stream=nb_read_frames", "-of", "csv=p=0", file.string()});
+    p.wait(60s);
+    const auto text = p.stdout_text();
+    return text.empty() ? -1 : std::atoi(text.c_str());
+}
+
+// A broadcaster pushes MPEG-TS with ffmpeg (`-re`, at real time) to a pushed input (`kind` listen or
+// udp at `location`, ffmpeg's `url`), stops, and pushes a second run: players on two peers receive
+// both runs on the same channel.
+void pushed_by_ffmpeg_continues_the_channel(const std::string& kind, const std::string& location, const std::string& url) {
+    temp_dir dir;
+    subprocess tracker({tracker_exe, "-p", "0", "--bind", "127.0.0.1", "-i", "1", "--log-level", "warn"});
+    const auto tracker_url = start_tracker(tracker);
+    subprocess source({source_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--key", (dir.path / "key").string(),
+                       "--channel", "push", "--log-level", "warn", tracker_url, kind, location});
+    const auto sline = source.read_line();
+    if (!sline) BOOST_FAIL("source did not start: " << source.stderr_text());
+    const auto source_player_port = ports_of(*sline).second;
+    const auto push = [&](int seconds) {
+        return std::make_unique<subprocess>(std::vector<std::string>{
+            "/usr/bin/ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i",
+            "testsrc=size=320x240:rate=25:duration=" + std::to_string(seconds), "-f", "lavfi", "-i",
+            "sine=frequency=440:duration=" + std::to_string(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g",
+            "25", "-b:v", "300k", "-c:a", "aac", "-f", "mpegts", url});
+    };
+    auto first = push(8);
+    std::vector<std::unique_ptr<subprocess>> procs;
+    std::vector<std::unique_ptr<player>> players;
+    for (int i = 0; i < 2; ++i) {
+        procs.push_back(std::make_unique<subprocess>(std::vector<std::string>{
+            peer_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--buffer", "1", "--channel", "push", "--log-level",
+            "warn", tracker_url}));
+        const auto line = procs.back()->read_line();
+        if (!line) BOOST_FAIL("peer did not start: " << procs.back()->stderr_text());
+        players.push_back(std::make_unique<player>());
+        players.back()->start(ports_of(*line).second);
+    }
+    BOOST_TEST_REQUIRE(first->wait(40s).value_or(-1) == 0, "ffmpeg: " << first->stderr_text());
+    std::vector<std::size_t> after_first;
+    for (auto& p : players) after_first.push_back(p->received);
+    auto second = push(6);
+    BOOST_TEST_REQUIRE(second->wait(40s).value_or(-1) == 0, "ffmpeg: " << second->stderr_text());
+    // The second run reaches the players too (the source reads on, the channel is the same).
+    for (std::size_t i = 0; i < players.size(); ++i) {
+        BOOST_TEST_CONTEXT("player " << i) {
+            BOOST_TEST(after_first[i] > 100'000U);
+            BOOST_TEST(eventually([&] { return players[i]->received > after_first[i] + 100'000; }, 20s));
+        }
+    }
+    const auto stats = boost::json::parse(http_get(source_player_port, "/stats"));
+    for (auto& p : procs) p->signal(SIGTERM);
+    source.signal(SIGTERM);
+    for (auto& p : players) p->join();
+    // The second run is a new stream: its clock restarts (a TCP broadcaster also reconnected; UDP
+    // has no connection, and the pause between the runs is shorter than the stall timeout).
+    BOOST_TEST(stats.at("input").at("discontinuities").to_number<double>() >= 1.0, stats);
+    if (kind == "listen") BOOST_TEST(stats.at("input").at("reconnects").to_number<double>() >= 1.0, stats);
+    BOOST_TEST(stats.at("input").at("container").as_string() == "mpegts");
+    BOOST_TEST(stats.at("input").at("clock").as_string() == "PCR");
+    for (std::size_t i = 0; i < players.size(); ++i) {
+        BOOST_TEST_CONTEXT("player " << i) {
+            const auto& out = players[i]->data;
+            BOOST_TEST_REQUIRE(out.size() % 188 == 0U);
+            bool aligned = true;
+            for (std::size_t o = 0; o < out.size(); o += 188) aligned = aligned && out[o] == 0x47;
+            BOOST_TEST(aligned);
+            const auto file = dir.path / ("out" + std::to_string(i) + ".ts");
+            std::ofstream(file, std::ios::binary) << out;
+            // Most of the 14 s of video (joining takes a second or two).
+            BOOST_TEST(decoded_frames(file) > 10 * 25);
+        }
+    }
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(ingest_integration)
+
+BOOST_AUTO_TEST_CASE(ffmpeg_pushing_over_tcp_continues_after_it_reconnects) {
+    const auto port = std::to_string(free_port());
+    pushed_by_ffmpeg_continues_the_channel("listen", "127.0.0.1:" + port, "tcp://127.0.0.1:" + port);
+}
+
+BOOST_AUTO_TEST_CASE(ffmpeg_pushing_udp_continues_after_it_restarts) {
+    const auto port = std::to_string(free_port());
+    pushed_by_ffmpeg_continues_the_channel("udp", "127.0.0.1:" + port, "udp://127.0.0.1:" + port + "?pkt_size=1316");
+}
 
 BOOST_AUTO_TEST_CASE(ogg_dumped_by_netcat_plays_in_real_time) {
     dump_over_tcp_plays_in_real_time("clip.ogg", {"-c:a", "libvorbis", "-q:a", "4", "-f", "ogg"}, "audio/ogg", "granule position");

@@ -3,6 +3,8 @@
 #include "pixtream/core/rate_meter.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/multicast.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -127,6 +129,44 @@ std::optional<network_address> parse_http_url(std::string_view text, std::string
     return a;
 }
 
+// [ADDRESS:]PORT to bind (the address 0.0.0.0 when left out; an optional tcp:// or udp:// prefix).
+std::optional<asio::ip::basic_endpoint<asio::ip::tcp>> parse_bind_address(std::string_view text, bool udp, std::string& error) {
+    const std::string_view given = text;
+    const std::string_view prefix = udp ? "udp://" : "tcp://";
+    if (text.starts_with(prefix)) text.remove_prefix(prefix.size());
+    std::string host = "0.0.0.0";
+    std::string_view port = text;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            error = fmt::format("{} input must be [ADDRESS:]PORT (got '{}')", udp ? "udp" : "listen", given);
+            return std::nullopt;
+        }
+        host = std::string(text.substr(1, close - 1));
+        port = text.substr(close + 2);
+    } else if (const auto colon = text.rfind(':'); colon != std::string_view::npos) {
+        host = std::string(text.substr(0, colon));
+        port = text.substr(colon + 1);
+        if (host.empty()) host = "0.0.0.0";
+    }
+    const auto p = parse_port(port);
+    if (!p) {
+        error = fmt::format("invalid port '{}' in '{}' (expected 1 to 65535)", port, given);
+        return std::nullopt;
+    }
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(host, ec);
+    if (ec) {
+        error = fmt::format("'{}' in '{}' is not an IP address", host, given);
+        return std::nullopt;
+    }
+    if (!udp && address.is_multicast()) {
+        error = fmt::format("cannot listen for TCP on the multicast address {} (got '{}')", host, given);
+        return std::nullopt;
+    }
+    return asio::ip::basic_endpoint<asio::ip::tcp>(address, static_cast<std::uint16_t>(std::stoi(*p)));
+}
+
 // Opens `path` the way the reader will (never blocking on a FIFO without a writer); -1 with `error` set.
 int open_input_file(const std::string& path, std::string& error) {
     if (path.empty()) {
@@ -176,6 +216,8 @@ std::string_view to_string(input_kind k) noexcept {
     case input_kind::tcp: return "tcp";
     case input_kind::file: return "file";
     case input_kind::stdin_: return "stdin";
+    case input_kind::listen: return "listen";
+    case input_kind::udp: return "udp";
     }
     return "?";
 }
@@ -212,8 +254,11 @@ std::optional<input_config> parse_input(std::string_view kind, std::string_view 
             return std::nullopt;
         }
         cfg.location = "-";
+    } else if (kind == "listen" || kind == "udp") {
+        cfg.kind = kind == "listen" ? input_kind::listen : input_kind::udp;
+        if (!parse_bind_address(location, kind == "udp", error)) return std::nullopt;
     } else {
-        error = fmt::format("unknown input kind '{}' (expected http, tcp, file or stdin)", kind);
+        error = fmt::format("unknown input kind '{}' (expected http, tcp, file, stdin, listen or udp)", kind);
         return std::nullopt;
     }
     return cfg;
@@ -232,6 +277,8 @@ input_reader::input_reader(const asio::any_io_executor& ex, input_config cfg)
       resolver_(ex),
       stream_(ex),
       descriptor_(ex),
+      acceptor_(ex),
+      udp_(ex),
       rng_(cfg_.seed != 0 ? cfg_.seed : std::random_device{}()),
       backoff_(cfg_.min_backoff) {}
 
@@ -243,6 +290,9 @@ void input_reader::stop() {
     resolver_.cancel();
     stream_.close();
     close_descriptor();
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    udp_.close(ignored);
 }
 
 void input_reader::close_descriptor() noexcept {
@@ -294,6 +344,10 @@ asio::awaitable<void> input_reader::run() {
     backoff_ = cfg_.min_backoff;
     if (cfg_.kind == input_kind::file || cfg_.kind == input_kind::stdin_) {
         co_await run_descriptor();
+    } else if (cfg_.kind == input_kind::listen) {
+        co_await run_listen();
+    } else if (cfg_.kind == input_kind::udp) {
+        co_await run_udp();
     } else {
         co_await run_network();
     }
@@ -566,6 +620,138 @@ asio::awaitable<input_reader::attempt_result> input_reader::attempt_http() {
     }
     if (r.reason.empty() && !stopping_) r.reason = fmt::format("{}: the stream ended", cfg_.location);
     co_return r;
+}
+
+}  // namespace pixtream::source
+
+// ---------------------------------------------------------------------------------------------
+// Pushed inputs: a TCP listener and UDP (unicast or multicast).
+
+namespace pixtream::source {
+
+asio::awaitable<void> input_reader::give_up(std::string why) {
+    stats_.last_error = why;
+    spdlog::error("source input: {}", why);
+    co_await deliver(make_event(input_event_kind::failed, why));
+    if (!stopping_) co_await deliver(make_event(input_event_kind::ended, why));
+}
+
+std::string input_reader::bind() {
+    if (bound_ || (cfg_.kind != input_kind::listen && cfg_.kind != input_kind::udp)) return {};
+    std::string error;
+    const auto at = parse_bind_address(cfg_.location, cfg_.kind == input_kind::udp, error);
+    if (!at) return error;
+    boost::system::error_code ec;
+    if (cfg_.kind == input_kind::listen) {
+        acceptor_.open(at->protocol(), ec);
+        if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) acceptor_.bind(*at, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) return fmt::format("cannot listen for the broadcaster on {}: {}", cfg_.location, ec.message());
+    } else {
+        const auto address = at->address();
+        const asio::ip::udp::endpoint local(address, at->port());
+        udp_.open(local.protocol(), ec);
+        if (!ec) udp_.set_option(asio::socket_base::reuse_address(true), ec);
+        // Room for bursts while the source is busy: a few seconds of a typical stream.
+        if (!ec) udp_.set_option(asio::socket_base::receive_buffer_size(4 * 1024 * 1024), ec);
+        if (!ec) udp_.bind(local, ec);
+        if (!ec && address.is_multicast()) udp_.set_option(asio::ip::multicast::join_group(address), ec);
+        if (ec) return fmt::format("cannot receive UDP on {}: {}", cfg_.location, ec.message());
+    }
+    bound_ = true;
+    return {};
+}
+
+asio::awaitable<void> input_reader::run_listen() {
+    if (const auto error = bind(); !error.empty()) co_return co_await give_up(error);
+    spdlog::info("source input: waiting for the broadcaster on {}", cfg_.location);
+    bool had_one = false;
+    while (!stopping_) {
+        auto [aec, socket] = co_await acceptor_.async_accept(use_tuple);
+        if (stopping_) break;
+        if (aec) {
+            // Out of descriptors, say: not fatal, but do not spin.
+            spdlog::warn("source input: accepting the broadcaster on {} failed: {}", cfg_.location, aec.message());
+            if (!co_await wait_for(next_backoff())) break;
+            continue;
+        }
+        boost::system::error_code ignored;
+        const auto peer = socket.remote_endpoint(ignored);
+        const auto who = fmt::format("broadcaster {}:{}", peer.address().to_string(), peer.port());
+        stream_.socket() = std::move(socket);
+        stats_.connected = true;
+        backoff_ = cfg_.min_backoff;
+        if (had_one) {
+            spdlog::info("source input: {} connected on {}: the stream continues", who, cfg_.location);
+            co_await deliver(make_event(input_event_kind::reconnected, fmt::format("{} connected", who)));
+        } else {
+            spdlog::info("source input: {} connected on {}", who, cfg_.location);
+        }
+        had_one = true;
+        // One broadcaster at a time; the next one waits in the backlog until this one is gone.
+        std::string reason;
+        while (!stopping_) {
+            std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
+            stream_.expires_after(cfg_.stall_timeout);
+            auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), use_tuple);
+            if (stopping_) break;
+            if (n > 0) {
+                co_await deliver(data_event(buf, n));
+                if (stopping_) break;
+            }
+            if (ec) {
+                reason = read_failure(who, ec, cfg_.stall_timeout);
+                break;
+            }
+        }
+        stream_.close();
+        stats_.connected = false;
+        if (stopping_) break;
+        stats_.last_error = reason;
+        spdlog::warn("source input: {}; waiting for the broadcaster on {}", reason, cfg_.location);
+        co_await deliver(make_event(input_event_kind::disconnected, reason + "; waiting for the broadcaster"));
+    }
+}
+
+asio::awaitable<void> input_reader::run_udp() {
+    using namespace asio::experimental::awaitable_operators;
+    if (const auto error = bind(); !error.empty()) co_return co_await give_up(error);
+    spdlog::info("source input: receiving UDP on {}", cfg_.location);
+    bool flowing = false;  // datagrams came within the stall timeout
+    bool had_some = false;
+    while (!stopping_) {
+        std::vector<std::byte> buf(65536);
+        asio::ip::udp::endpoint from;
+        timer_.expires_after(cfg_.stall_timeout);
+        auto got = co_await (udp_.async_receive_from(asio::buffer(buf), from, use_tuple) || timer_.async_wait(use_tuple));
+        if (stopping_) break;
+        if (got.index() == 1) {
+            if (flowing) {
+                flowing = false;
+                stats_.connected = false;
+                const auto why = fmt::format("no datagrams on {} for {} s", cfg_.location, seconds_text(cfg_.stall_timeout));
+                stats_.last_error = why;
+                spdlog::warn("source input: {}; waiting for them", why);
+                co_await deliver(make_event(input_event_kind::disconnected, why + "; waiting for them"));
+            }
+            continue;
+        }
+        const auto [ec, n] = std::get<0>(got);
+        if (ec) {
+            if (!co_await wait_for(next_backoff())) break;
+            continue;
+        }
+        if (!flowing) {
+            flowing = true;
+            stats_.connected = true;
+            const auto who = fmt::format("datagrams from {}:{}", from.address().to_string(), from.port());
+            spdlog::info("source input: {} on {}", who, cfg_.location);
+            if (had_some) co_await deliver(make_event(input_event_kind::reconnected, who + ": the stream continues"));
+            had_some = true;
+        }
+        if (n > 0) co_await deliver(data_event(buf, n));
+    }
 }
 
 }  // namespace pixtream::source

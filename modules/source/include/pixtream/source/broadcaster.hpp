@@ -40,6 +40,8 @@ public:
     broadcaster(const boost::asio::any_io_executor& ex, input_config in, broadcaster_config cfg, wire::keypair key,
                 core::chunk_id first_id, publish_fn publish);
 
+    // Binds a pushed input's socket (input_reader::bind): "" or why it cannot.
+    std::string bind_input() { return reader_->bind(); }
     // Reads, cuts, signs and publishes until the input ends (after its end-of-stream chunk) or stop().
     boost::asio::awaitable<void> run();
     void stop();

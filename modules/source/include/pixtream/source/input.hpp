@@ -1,12 +1,15 @@
 #pragma once
 // The source's input: a live stream over HTTP or raw TCP, a file (paced, optionally looped) or standard
-// input, handed to a consumer as a sequence of events. Network inputs that drop or cannot be reached are
-// retried with exponential backoff and jitter; a live source that goes away is expected to come back.
+// input, or pushed to us (a TCP listener, UDP unicast or multicast), handed to a consumer as a sequence
+// of events. Network inputs that drop or cannot be reached are retried with exponential backoff and
+// jitter; a live source that goes away is expected to come back. Pushed inputs wait for the
+// broadcaster to come back: its next connection (or datagram) continues the stream.
 #include "pixtream/core/time.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -23,9 +26,9 @@
 
 namespace pixtream::source {
 
-enum class input_kind { http, tcp, file, stdin_ };
+enum class input_kind { http, tcp, file, stdin_, listen, udp };
 
-// "http", "tcp", "file", "stdin".
+// "http", "tcp", "file", "stdin", "listen", "udp".
 std::string_view to_string(input_kind k) noexcept;
 
 struct input_config {
@@ -45,9 +48,12 @@ struct input_config {
     std::uint64_t seed = 0;                        // backoff jitter; 0 = seeded from std::random_device
 };
 
-// Checks a command line's `{http|tcp|file|stdin} SOURCE` pair. nullopt with a readable reason in `error`:
-// http wants http://HOST[:PORT][/PATH], tcp wants HOST:PORT (port 1 to 65535; [v6]:PORT and a tcp://
-// prefix are accepted), file must exist and be readable, stdin takes "-" (or nothing).
+// Checks a command line's `{http|tcp|file|stdin|listen|udp} SOURCE` pair. nullopt with a readable reason
+// in `error`: http wants http://HOST[:PORT][/PATH], tcp wants HOST:PORT (port 1 to 65535; [v6]:PORT and
+// a tcp:// prefix are accepted), file must exist and be readable, stdin takes "-" (or nothing); listen
+// takes [ADDRESS:]PORT to accept a broadcaster's TCP connection on (tcp:// prefix accepted; address
+// 0.0.0.0 when left out); udp takes [ADDRESS:]PORT (udp:// prefix accepted), a multicast ADDRESS
+// being joined.
 std::optional<input_config> parse_input(std::string_view kind, std::string_view location, std::string& error);
 
 enum class input_event_kind {
@@ -101,6 +107,10 @@ public:
     input_reader(const input_reader&) = delete;
     input_reader& operator=(const input_reader&) = delete;
 
+    // Pushed inputs (listen, udp): binds the socket now, so that a port in use is an error at start-up;
+    // the reason, or "" (also for the other kinds, which have nothing to bind). run() binds if this
+    // was not called.
+    std::string bind();
     // Reads until the input ends for good (then the last event is `ended`) or stop() is called.
     boost::asio::awaitable<void> run();
     // Ends run() soon: pending reads, connects and waits are cancelled; no further event is delivered
@@ -124,6 +134,9 @@ private:
     boost::asio::awaitable<attempt_result> attempt_http();
     boost::asio::awaitable<std::string> connect();  // resolve and connect; the reason it failed, or ""
     boost::asio::awaitable<void> on_connected();
+    boost::asio::awaitable<void> run_listen();
+    boost::asio::awaitable<void> run_udp();
+    boost::asio::awaitable<void> give_up(std::string why);  // failed, then ended
     void close_descriptor() noexcept;
     core::duration next_backoff();
 
@@ -134,6 +147,9 @@ private:
     boost::asio::ip::tcp::resolver resolver_;
     boost::beast::tcp_stream stream_;
     boost::asio::posix::stream_descriptor descriptor_;
+    boost::asio::ip::tcp::acceptor acceptor_;  // listen
+    boost::asio::ip::udp::socket udp_;         // udp
+    bool bound_ = false;
     std::string host_;       // http/tcp: the name or address to resolve (no brackets)
     std::string port_;       // http/tcp: service
     std::string target_;     // http: request target
