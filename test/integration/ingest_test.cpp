@@ -12,7 +12,10 @@
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -246,6 +249,32 @@ void pushed_by_ffmpeg_continues_the_channel(const std::string& kind, const std::
     }
 }
 
+// For the length of a test: this thread (and the processes and threads it starts) in a network
+// namespace of its own, whose loopback carries multicast (needs root, as CI runs; no skipping).
+struct private_network {
+    std::string name = "pixtream-it-" + std::to_string(::getpid());
+    int home = -1;
+    private_network() {
+        const auto sh = [](const std::string& cmd) { return std::system(cmd.c_str()) == 0; };
+        BOOST_TEST_REQUIRE(sh("ip netns add " + name + " && ip -n " + name + " link set lo up multicast on && ip -n " +
+                              name + " route add 224.0.0.0/4 dev lo"),
+                           "cannot make the network namespace " << name << " (the multicast test needs root)");
+        home = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        const int ns = ::open(("/var/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+        BOOST_TEST_REQUIRE((home >= 0 && ns >= 0 && ::setns(ns, CLONE_NEWNET) == 0), "cannot enter " << name);
+        ::close(ns);
+    }
+    ~private_network() {
+        if (home >= 0) {
+            ::setns(home, CLONE_NEWNET);
+            ::close(home);
+        }
+        (void)std::system(("ip netns del " + name + " 2>/dev/null").c_str());
+    }
+    private_network(const private_network&) = delete;
+    private_network& operator=(const private_network&) = delete;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(ingest_integration)
@@ -266,6 +295,13 @@ BOOST_AUTO_TEST_CASE(ogg_dumped_by_netcat_plays_in_real_time) {
 
 BOOST_AUTO_TEST_CASE(mp3_dumped_by_netcat_plays_in_real_time) {
     dump_over_tcp_plays_in_real_time("clip.mp3", {"-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"}, "audio/mpeg", "audio frames");
+}
+
+BOOST_AUTO_TEST_CASE(ffmpeg_pushing_udp_multicast_continues_after_it_restarts) {
+    private_network net;
+    const auto port = std::to_string(free_port());
+    pushed_by_ffmpeg_continues_the_channel("udp", "239.255.42.42:" + port,
+                                           "udp://239.255.42.42:" + port + "?pkt_size=1316&ttl=1");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
