@@ -41,15 +41,17 @@ auto log_failure(const std::string& what, int* status, asio::io_context* io) {
 
 int main(int argc, char** argv) {
     po::options_description opts(
-        "Usage: pixtream-source [options] TRACKER_URL {http|tcp|file|stdin|listen|udp} SOURCE\n\n"
+        "Usage: pixtream-source [options] TRACKER_URL {http|tcp|file|stdin|listen|udp|icecast} SOURCE\n\n"
         "Reads a live media stream, publishes it at real time by its own clock, cuts it into signed\n"
         "chunks aligned to its container (MPEG-TS, Ogg, MP3, ADTS/AAC, else raw bytes), announces the\n"
         "channel to the tracker and feeds the peers.\n"
         "SOURCE: http URL (pulled), tcp HOST:PORT (pulled: we connect), file PATH, stdin -,\n"
         "listen [ADDRESS:]PORT (pushed: a broadcaster connects, e.g. ffmpeg ... -f mpegts tcp://HOST:PORT),\n"
         "udp [ADDRESS:]PORT (pushed MPEG-TS datagrams, e.g. ffmpeg ... udp://HOST:PORT; a multicast\n"
-        "ADDRESS is joined). A pushed input waits for its broadcaster, and when it drops and comes\n"
-        "back, the channel continues.\n\n"
+        "ADDRESS is joined), icecast [ADDRESS:]PORT (pushed: an Icecast source client's PUT or SOURCE,\n"
+        "e.g. ffmpeg ... icecast://source:PASSWORD@HOST:PORT/MOUNT; any mount and password).\n"
+        "A pushed input waits for its broadcaster, and when it drops and comes back, the channel\n"
+        "continues.\n\n"
         "Options");
     std::string ip = "0.0.0.0";
     std::uint16_t port = 60000;
@@ -118,7 +120,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (positional.size() != 3 && !(positional.size() == 2 && positional[1] == "stdin"))
-        return usage_error("expected TRACKER_URL {http|tcp|file|stdin|listen|udp} SOURCE");
+        return usage_error("expected TRACKER_URL {http|tcp|file|stdin|listen|udp|icecast} SOURCE");
     const auto level = spdlog::level::from_str(log_level);
     if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level '" + log_level + "'");
     spdlog::set_level(level);

@@ -73,9 +73,9 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
         {{source_exe, "http://127.0.0.1:1", "udp", "x"}, "invalid port 'x' in 'x' (expected 1 to 65535)"},
         {{source_exe, "http://127.0.0.1:1", "listen", "nowhere:9000"}, "'nowhere' in 'nowhere:9000' is not an IP address"},
         {{source_exe, "http://127.0.0.1:1", "listen", "239.1.1.1:9000"}, "cannot listen for TCP on the multicast address"},
-        {{source_exe, "http://127.0.0.1:1", "rtmp", "x"}, "unknown input kind 'rtmp' (expected http, tcp, file, stdin, listen or udp)"},
+        {{source_exe, "http://127.0.0.1:1", "rtmp", "x"}, "unknown input kind 'rtmp' (expected http, tcp, file, stdin, listen, udp or icecast)"},
         {{source_exe, "http://127.0.0.1:1", "tcp", "localhost:70000"}, "1 to 65535"},
-        {{source_exe, "http://127.0.0.1:1"}, "expected TRACKER_URL {http|tcp|file|stdin|listen|udp} SOURCE"},
+        {{source_exe, "http://127.0.0.1:1"}, "expected TRACKER_URL {http|tcp|file|stdin|listen|udp|icecast} SOURCE"},
         {{source_exe, "gopher://x", "stdin", "-"}, "only http:// tracker URLs are supported"},
     };
     for (const auto& [args, message] : cases) {

@@ -8,6 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 
 #include <fmt/format.h>
@@ -218,6 +220,7 @@ std::string_view to_string(input_kind k) noexcept {
     case input_kind::stdin_: return "stdin";
     case input_kind::listen: return "listen";
     case input_kind::udp: return "udp";
+    case input_kind::icecast: return "icecast";
     }
     return "?";
 }
@@ -254,11 +257,11 @@ std::optional<input_config> parse_input(std::string_view kind, std::string_view 
             return std::nullopt;
         }
         cfg.location = "-";
-    } else if (kind == "listen" || kind == "udp") {
-        cfg.kind = kind == "listen" ? input_kind::listen : input_kind::udp;
+    } else if (kind == "listen" || kind == "udp" || kind == "icecast") {
+        cfg.kind = kind == "listen" ? input_kind::listen : kind == "udp" ? input_kind::udp : input_kind::icecast;
         if (!parse_bind_address(location, kind == "udp", error)) return std::nullopt;
     } else {
-        error = fmt::format("unknown input kind '{}' (expected http, tcp, file, stdin, listen or udp)", kind);
+        error = fmt::format("unknown input kind '{}' (expected http, tcp, file, stdin, listen, udp or icecast)", kind);
         return std::nullopt;
     }
     return cfg;
@@ -344,7 +347,7 @@ asio::awaitable<void> input_reader::run() {
     backoff_ = cfg_.min_backoff;
     if (cfg_.kind == input_kind::file || cfg_.kind == input_kind::stdin_) {
         co_await run_descriptor();
-    } else if (cfg_.kind == input_kind::listen) {
+    } else if (cfg_.kind == input_kind::listen || cfg_.kind == input_kind::icecast) {
         co_await run_listen();
     } else if (cfg_.kind == input_kind::udp) {
         co_await run_udp();
@@ -637,12 +640,13 @@ asio::awaitable<void> input_reader::give_up(std::string why) {
 }
 
 std::string input_reader::bind() {
-    if (bound_ || (cfg_.kind != input_kind::listen && cfg_.kind != input_kind::udp)) return {};
+    if (bound_ || (cfg_.kind != input_kind::listen && cfg_.kind != input_kind::udp && cfg_.kind != input_kind::icecast))
+        return {};
     std::string error;
     const auto at = parse_bind_address(cfg_.location, cfg_.kind == input_kind::udp, error);
     if (!at) return error;
     boost::system::error_code ec;
-    if (cfg_.kind == input_kind::listen) {
+    if (cfg_.kind != input_kind::udp) {
         acceptor_.open(at->protocol(), ec);
         if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
         if (!ec) acceptor_.bind(*at, ec);
@@ -691,7 +695,8 @@ asio::awaitable<void> input_reader::run_listen() {
         had_one = true;
         // One broadcaster at a time; the next one waits in the backlog until this one is gone.
         std::string reason;
-        while (!stopping_) {
+        if (cfg_.kind == input_kind::icecast) reason = co_await read_icecast(who);
+        while (!stopping_ && reason.empty()) {
             std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
             stream_.expires_after(cfg_.stall_timeout);
             auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), use_tuple);
@@ -712,6 +717,68 @@ asio::awaitable<void> input_reader::run_listen() {
         spdlog::warn("source input: {}; waiting for the broadcaster on {}", reason, cfg_.location);
         co_await deliver(make_event(input_event_kind::disconnected, reason + "; waiting for the broadcaster"));
     }
+}
+
+// An Icecast source client (ffmpeg icecast://, curl -T, butt, liquidsoap): `PUT /MOUNT` (or the old
+// `SOURCE /MOUNT`) and the stream as its body: raw until the connection closes, or chunked. Answers
+// 100 Continue when asked to, else 200 OK, and delivers the body. "" when the body ended (or was
+// never chunked: then run_listen reads on), else why it stopped.
+asio::awaitable<std::string> input_reader::read_icecast(std::string who) {
+    beast::flat_buffer buffer;
+    http::request_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    stream_.expires_after(cfg_.connect_timeout);
+    auto [hec, header_bytes] = co_await http::async_read_header(stream_, buffer, parser, use_tuple);
+    if (stopping_) co_return "stopped";
+    if (hec) co_return fmt::format("{} sent no request header: {}", who, hec.message());
+    const auto& req = parser.get();
+    const bool source_method = req.method() == http::verb::unknown && req.method_string() == "SOURCE";
+    if (req.method() != http::verb::put && !source_method) {
+        const std::string refusal = "HTTP/1.1 405 Method Not Allowed\r\nAllow: PUT, SOURCE\r\nContent-Length: 0\r\n\r\n";
+        stream_.expires_after(cfg_.connect_timeout);
+        co_await asio::async_write(stream_, asio::buffer(refusal), use_tuple);
+        co_return fmt::format("{} sent {} {}, not a source (PUT or SOURCE)", who, std::string(req.method_string()),
+                              std::string(req.target()));
+    }
+    const bool expect_100 = beast::iequals(req[http::field::expect], "100-continue");
+    const std::string answer = expect_100 ? "HTTP/1.1 100 Continue\r\n\r\n"
+                               : source_method ? "HTTP/1.0 200 OK\r\n\r\n"
+                                               : "HTTP/1.1 200 OK\r\n\r\n";
+    stream_.expires_after(cfg_.connect_timeout);
+    auto [wec, written] = co_await asio::async_write(stream_, asio::buffer(answer), use_tuple);
+    if (stopping_) co_return "stopped";
+    if (wec) co_return fmt::format("cannot answer {}: {}", who, wec.message());
+    spdlog::info("source input: {} streams to {}{}", who, std::string(req.target()),
+                 parser.chunked() ? " (chunked)" : "");
+    if (!parser.chunked()) {
+        // No length, no chunks: the body is the rest of the connection. What came with the header first.
+        if (buffer.size() > 0) {
+            input_event ev;
+            const auto* p = static_cast<const std::byte*>(buffer.data().data());
+            ev.bytes.assign(p, p + buffer.size());
+            co_await deliver(std::move(ev));
+        }
+        co_return std::string();
+    }
+    while (!stopping_ && !parser.is_done()) {
+        std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
+        parser.get().body().data = buf.data();
+        parser.get().body().size = buf.size();
+        stream_.expires_after(cfg_.stall_timeout);
+        auto [ec, n] = co_await http::async_read_some(stream_, buffer, parser, use_tuple);
+        if (stopping_) break;
+        if (ec == http::error::need_buffer) ec = {};
+        const std::size_t got = buf.size() - parser.get().body().size;
+        parser.get().body().data = nullptr;
+        if (got > 0) co_await deliver(data_event(buf, got));
+        if (ec) co_return read_failure(who, ec, cfg_.stall_timeout);
+    }
+    if (expect_100 && !stopping_) {  // the final answer to a request that is complete
+        const std::string done = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        stream_.expires_after(cfg_.connect_timeout);
+        co_await asio::async_write(stream_, asio::buffer(done), use_tuple);
+    }
+    co_return fmt::format("{} ended its stream", who);
 }
 
 asio::awaitable<void> input_reader::run_udp() {

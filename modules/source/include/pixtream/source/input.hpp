@@ -26,9 +26,9 @@
 
 namespace pixtream::source {
 
-enum class input_kind { http, tcp, file, stdin_, listen, udp };
+enum class input_kind { http, tcp, file, stdin_, listen, udp, icecast };
 
-// "http", "tcp", "file", "stdin", "listen", "udp".
+// "http", "tcp", "file", "stdin", "listen", "udp", "icecast".
 std::string_view to_string(input_kind k) noexcept;
 
 struct input_config {
@@ -53,7 +53,7 @@ struct input_config {
 // a tcp:// prefix are accepted), file must exist and be readable, stdin takes "-" (or nothing); listen
 // takes [ADDRESS:]PORT to accept a broadcaster's TCP connection on (tcp:// prefix accepted; address
 // 0.0.0.0 when left out); udp takes [ADDRESS:]PORT (udp:// prefix accepted), a multicast ADDRESS
-// being joined.
+// being joined; icecast takes [ADDRESS:]PORT to accept an Icecast source client's PUT (or SOURCE) on.
 std::optional<input_config> parse_input(std::string_view kind, std::string_view location, std::string& error);
 
 enum class input_event_kind {
@@ -136,6 +136,7 @@ private:
     boost::asio::awaitable<void> on_connected();
     boost::asio::awaitable<void> run_listen();
     boost::asio::awaitable<void> run_udp();
+    boost::asio::awaitable<std::string> read_icecast(std::string who);
     boost::asio::awaitable<void> give_up(std::string why);  // failed, then ended
     void close_descriptor() noexcept;
     core::duration next_backoff();
