@@ -13,7 +13,9 @@ namespace {
 constexpr std::uint8_t ra = wire::chunk::flag_random_access;
 constexpr std::uint8_t hdr = wire::chunk::flag_header;
 
-const output_config quick{.raw_detect = 100ms, .read_timeout = 1s};
+// (No burst on connect: a new player waits for the next random-access chunk; the burst has tests of its own.)
+const output_config quick{.raw_detect = 100ms, .read_timeout = 1s, .burst_seconds = 0};
+const output_config bursting{.raw_detect = 100ms, .read_timeout = 1s, .burst_seconds = 1.5};
 
 std::string concat(const std::vector<wire::chunk_ptr>& cs, std::size_t from = 0) {
     std::string out;
@@ -282,6 +284,43 @@ BOOST_AUTO_TEST_CASE(end_of_stream_gives_eof_now_and_later) {
     BOOST_TEST(head_only->body.empty());
 }
 
+// A new player gets the chunks since a recent random-access chunk at once (the latest one at least
+// burst_seconds before the newest chunk), behind its header; then the live ones. After a gap, the next
+// player waits for the next random-access chunk.
+BOOST_AUTO_TEST_CASE(a_new_player_gets_a_burst_from_a_recent_random_access_chunk) {
+    running_output out(bursting);
+    const auto at = [](std::uint64_t id, std::uint8_t flags, std::string text, std::optional<std::uint64_t> ref,
+                       double seconds) {
+        auto c = make_chunk(id, flags, std::move(text), ref);
+        auto m = std::make_shared<wire::chunk>(*c);
+        m->timestamp = static_cast<core::wall_micros>(1'000'000'000 + seconds * 1e6);
+        return wire::chunk_ptr(m);
+    };
+    std::vector<wire::chunk_ptr> c = {
+        at(0, hdr, "H0|", std::nullopt, 0), at(1, ra, "C1|", 0, 0),   at(2, 0, "C2|", 0, 0.5),
+        at(3, ra, "C3|", 0, 1.0),          at(4, 0, "C4|", 0, 1.5),  at(5, ra, "C5|", 0, 2.0),
+        at(6, 0, "C6|", 0, 2.5),           at(7, 0, "C7|", 0, 3.0),  at(8, ra, "C8|", 0, 3.5),
+    };
+    out.write_all(c, 0, 7);
+    player raw(out.port());
+    player http(out.port(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    BOOST_TEST_REQUIRE(out.wait_clients(2));
+    out.write_all(c, 7, 8);
+    out.gap();
+    player after_gap(out.port());
+    BOOST_TEST_REQUIRE(out.wait_clients(3));
+    out.write_all(c, 8);
+    out.end_of_stream();
+    BOOST_TEST_REQUIRE(raw.wait_eof());
+    BOOST_TEST(raw.data() == "H0|C3|C4|C5|C6|C7|C8|");  // C3: the latest random-access chunk 1.5 s before C6
+    BOOST_TEST_REQUIRE(http.wait_eof());
+    const auto r = split_response(http.data());
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->body == "H0|C3|C4|C5|C6|C7|C8|");
+    BOOST_TEST_REQUIRE(after_gap.wait_eof());
+    BOOST_TEST(after_gap.data() == "H0|C8|");
+}
+
 BOOST_AUTO_TEST_CASE(players_joining_real_streams_mid_way_decode_cleanly) {
     struct medium {
         const char* ext;
@@ -290,11 +329,11 @@ BOOST_AUTO_TEST_CASE(players_joining_real_streams_mid_way_decode_cleanly) {
     };
     const medium cases[] = {{"ts", &test_media().ts, 8 * 1024}, {"ogg", &test_media().ogg, 8 * 1024}};
     temp_dir dir;
-    for (const auto& m : cases) {
-        BOOST_TEST_CONTEXT(m.ext) {
+    for (const auto& m : cases) for (const bool burst : {false, true}) {
+        BOOST_TEST_CONTEXT(m.ext << (burst ? ", burst on connect" : ", no burst")) {
             const auto chunks = chunk_media(*m.input, m.max_bytes);
             BOOST_TEST_REQUIRE(chunks.size() > 12U);
-            running_output out(quick);
+            running_output out(burst ? bursting : quick);
             player early(out.port());
             BOOST_TEST_REQUIRE(out.wait_clients(1));
             // Late players join at three points, raw and HTTP; each must start at the next
@@ -327,8 +366,14 @@ BOOST_AUTO_TEST_CASE(players_joining_real_streams_mid_way_decode_cleanly) {
                                    std::string::npos);
                         got = r->body;
                     }
+                    // Without a burst: from the next random-access chunk. With one: from a random-access
+                    // chunk already written (these chunks carry no timestamps: the oldest one held).
                     std::size_t k = joined_at[j];
                     while (k < chunks.size() && !chunks[k]->random_access()) ++k;
+                    if (burst) {
+                        k = 0;
+                        while (k < chunks.size() && !chunks[k]->random_access()) ++k;
+                    }
                     BOOST_TEST_REQUIRE(k < chunks.size());
                     BOOST_TEST_REQUIRE(chunks[k]->has_header_ref());
                     const auto expected = to_string(chunks[chunks[k]->header_ref.value()]->payload) + concat(chunks, k);

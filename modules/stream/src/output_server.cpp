@@ -153,32 +153,77 @@ void output_server::write(wire::chunk_ptr c) {
     if (!c || ended_) return;
     ++stats_.chunks_written;
     if (c->is_header()) set_header(c);
+    remember(c);
     for (auto& cl : clients_) {
         if (!cl->streaming || cl->dead || cl->closing) continue;
-        if (cl->need_sync) {
-            if (!c->random_access()) continue;
-            if (c->has_header_ref() && c->header_ref != cl->last_header) {
-                auto header = find_header(c->header_ref);
-                if (!header) continue;  // its header is unknown: a player could not decode from here
-                enqueue(*cl, header);
-                cl->last_header = header->id;
-            }
-            cl->need_sync = false;
-        }
-        enqueue(*cl, c);
-        if (c->is_header()) cl->last_header = c->id;
-        if (cl->queued_bytes > cfg_.max_queue_bytes) {
-            ++stats_.dropped_slow;
-            spdlog::info("stream: player too slow ({} bytes queued): disconnected", cl->queued_bytes);
-            drop(*cl);
-        }
+        feed(*cl, c);
     }
     if (c->end_of_stream()) end_of_stream();
+}
+
+void output_server::feed(client& cl, const wire::chunk_ptr& c) {
+    if (cl.need_sync) {
+        if (!c->random_access()) return;
+        if (c->has_header_ref() && c->header_ref != cl.last_header) {
+            auto header = find_header(c->header_ref);
+            if (!header) return;  // its header is unknown: a player could not decode from here
+            enqueue(cl, header);
+            cl.last_header = header->id;
+        }
+        cl.need_sync = false;
+    }
+    enqueue(cl, c);
+    if (c->is_header()) cl.last_header = c->id;
+    if (cl.queued_bytes > cfg_.max_queue_bytes) {
+        ++stats_.dropped_slow;
+        spdlog::info("stream: player too slow ({} bytes queued): disconnected", cl.queued_bytes);
+        drop(cl);
+    }
+}
+
+// The history starts at a random-access chunk and is at most burst_max_bytes (then it starts again at
+// the next random-access chunk that leaves it within bounds); chunks before the random-access chunk a
+// burst could start at (burst_seconds before the newest) are dropped.
+void output_server::remember(const wire::chunk_ptr& c) {
+    if (cfg_.burst_seconds <= 0) return;
+    if (history_.empty() && !c->random_access()) return;
+    history_.push_back(c);
+    history_bytes_ += c->payload.size();
+    const auto span = static_cast<std::uint64_t>(cfg_.burst_seconds * 1e6);
+    const auto newest = c->timestamp;
+    // Drop from the front while the next random-access chunk is itself old enough to start at, or
+    // while over the byte bound.
+    for (;;) {
+        auto next_ra = std::find_if(history_.begin() + 1, history_.end(), [](const wire::chunk_ptr& h) { return h->random_access(); });
+        const bool over = history_bytes_ > cfg_.burst_max_bytes;
+        const bool old_enough = next_ra != history_.end() && (*next_ra)->timestamp + span <= newest;
+        if (!over && !old_enough) break;
+        if (next_ra == history_.end()) {  // over the bound with no later place to start: start again later
+            history_.clear();
+            history_bytes_ = 0;
+            break;
+        }
+        while (history_.begin() != next_ra) {
+            history_bytes_ -= history_.front()->payload.size();
+            history_.pop_front();
+            next_ra = std::find_if(history_.begin(), history_.end(), [](const wire::chunk_ptr& h) { return h->random_access(); });
+        }
+    }
+}
+
+void output_server::burst(client& cl) {
+    for (const auto& c : history_) {
+        if (cl.dead) return;
+        feed(cl, c);
+    }
 }
 
 void output_server::gap() {
     ++stats_.gaps;
     for (auto& cl : clients_) cl->need_sync = true;
+    // Chunks are missing after the history: a burst from it would not be the stream.
+    history_.clear();
+    history_bytes_ = 0;
 }
 
 void output_server::set_header(wire::chunk_ptr c) {
@@ -230,6 +275,7 @@ void output_server::start_streaming(client& c, bool http) {
     c.need_sync = true;
     ++stats_.clients;
     ++stats_.clients_served;
+    if (!ended_) burst(c);
 }
 
 std::string output_server::guess_content_type(std::span<const std::byte> first) const {

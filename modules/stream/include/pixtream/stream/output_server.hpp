@@ -5,9 +5,15 @@
 // - A client that sends an HTTP request: `GET /` (any path but /stats) gets `200 OK` and the stream
 //   until it ends (no Content-Length, Connection: close; optionally chunked, see http_chunked); `GET /stats` the owner's JSON; `HEAD` the
 //   headers only; other methods 405, malformed requests 400, slow ones 408.
-// - Decodable joins: a new client, and every client after gap(), waits for the next random-access
-//   chunk and gets the payload of the header chunk it refers to (header_ref) first, unless that is the
-//   header it got last. A player therefore always starts at container headers plus a keyframe.
+// - Decodable joins: a new client, and every client after gap(), starts at a random-access chunk and
+//   gets the payload of the header chunk it refers to (header_ref) first, unless that is the header it
+//   got last. A player therefore always starts at container headers plus a keyframe.
+// - Fast start (burst on connect): a new client gets at once the chunks already played from a recent
+//   random-access chunk on (the latest one at least `burst_seconds` of source time before the newest
+//   chunk, else the oldest held), so that it decodes its first frame without waiting for the next
+//   keyframe, and its probing (ffmpeg reads seconds of a stream before it plays) is fed at once; then it
+//   follows live. It plays that much further behind. After gap() a client waits for the next
+//   random-access chunk instead.
 // - Bounded memory: each client has a queue of shared chunks (no copies) bounded in bytes; a client
 //   that falls further behind is disconnected and counted, never blocking the writer or the others.
 //
@@ -43,6 +49,10 @@ struct output_config {
     std::size_t max_queue_bytes = 8 * 1024 * 1024;        // per client, chunks not yet written
     std::size_t max_connections = 256;                    // further connections are closed at once
     std::size_t headers_kept = 8;                         // header chunks remembered (the latest by id)
+    // Fast start: history kept for new clients (chunks since a random-access chunk), and how far back
+    // their burst starts; burst_seconds 0: no burst (a new client waits for the next random-access chunk).
+    double burst_seconds = 1.5;
+    std::size_t burst_max_bytes = 4 * 1024 * 1024;
     // HTTP/1.1 players get the stream with Transfer-Encoding: chunked instead of delimited by the
     // close. ffmpeg (5.1) reports "Stream ends prematurely" (an I/O error) at the end of a
     // close-delimited body of unknown length; with chunked coding it sees a clean end of stream.
@@ -108,6 +118,11 @@ private:
 
     void start_streaming(client& c, bool http);
     void enqueue(client& c, const wire::chunk_ptr& chunk);
+    // Hands one chunk in play order to one client (synchronising it at a random-access chunk).
+    void feed(client& c, const wire::chunk_ptr& chunk);
+    // The burst for a new client: the history from the random-access chunk it starts at.
+    void burst(client& c);
+    void remember(const wire::chunk_ptr& chunk);
     void drop(client& c);
     wire::chunk_ptr find_header(core::chunk_id id) const;
     std::string guess_content_type(std::span<const std::byte> first) const;
@@ -118,6 +133,8 @@ private:
     std::function<std::string()> stats_json_;
     client_list clients_;                    // every open connection
     std::deque<wire::chunk_ptr> headers_;    // by ascending id, at most cfg_.headers_kept
+    std::deque<wire::chunk_ptr> history_;    // chunks played, in order, starting at a random-access one
+    std::size_t history_bytes_ = 0;
     output_stats stats_;
     bool stopping_ = false;
     bool ended_ = false;
