@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
     double upload_backlog = 0.5;
     std::size_t max_peers = 16;
     double buffer = 3;
+    double burst = 5.5;
     double linger = 5;
     double wait_channel = 10;
     unsigned push_substreams = 0;
@@ -123,6 +124,10 @@ int main(int argc, char** argv) {
          "seconds of waiting uploads (at the measured uplink rate) beyond which requests are rejected at once, "
          "so that neighbours ask someone else instead of waiting")
         ("max-peers", po::value(&max_peers)->default_value(max_peers), "most peer connections")
+        ("burst", po::value(&burst)->default_value(burst),
+         "fast start: a player that connects gets at once the stream from a keyframe at least this many seconds "
+         "back, then live (ffmpeg and ffplay read 5 s of a stream before they show anything: so they start at once); "
+         "the player then plays that much further behind. 0: no burst, a player waits for the next keyframe")
         ("buffer", po::value(&buffer)->default_value(buffer),
          "seconds of stream held behind the live edge: more survives more trouble, less is closer to live")
         ("linger", po::value(&linger)->default_value(linger),
@@ -159,6 +164,7 @@ int main(int argc, char** argv) {
     if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level '" + log_level + "'");
     spdlog::set_level(level);
     if (!(buffer >= 0.2 && buffer <= 120)) return usage_error("--buffer must be between 0.2 and 120 seconds");
+    if (!(burst >= 0 && burst <= 60)) return usage_error("--burst must be between 0 and 60 seconds");
     if (upload_limit < 0 || linger < 0 || wait_channel < 0)
         return usage_error("--upload-limit, --linger and --wait-channel cannot be negative");
     if (max_peers == 0) return usage_error("--max-peers must be at least 1");
@@ -292,6 +298,7 @@ int main(int argc, char** argv) {
     };
     stream::output_config ocfg;
     ocfg.http_chunked = true;  // HTTP/1.1 players see a clean end of stream, not a truncated body
+    ocfg.burst_seconds = burst;
     try {
         output = std::make_shared<stream::output_server>(io.get_executor(), asio::ip::tcp::endpoint(address, sport), ocfg,
                                                          stats_json);

@@ -46,9 +46,9 @@ BOOST_AUTO_TEST_SUITE(program_errors)
 BOOST_AUTO_TEST_CASE(help_explains_every_option) {
     const std::pair<std::string, std::vector<std::string>> programs[] = {
         {source_exe, {"--ip", "--port", "--sport", "--rate", "--loop", "--channel", "--key", "--max-peers",
-                      "--upload-limit", "--chunk-seconds", "--chunk-bytes", "--linger", "--log-level", "TRACKER_URL"}},
+                      "--upload-limit", "--chunk-seconds", "--chunk-bytes", "--linger", "--log-level", "TRACKER_URL", "listen", "udp", "icecast"}},
         {peer_exe, {"--ip", "--port", "--sport", "--channel", "--channel-key", "--upload-limit", "--upload-backlog", "--max-peers",
-                    "--buffer", "--linger", "--wait-channel", "--log-level", "TRACKER_URL", "/stats"}},
+                    "--buffer", "--burst", "--linger", "--wait-channel", "--log-level", "TRACKER_URL", "/stats"}},
     };
     for (const auto& [exe, options] : programs) {
         const auto r = run({exe, "--help"});
@@ -68,6 +68,7 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
         {{peer_exe, "--buffer", "0", "http://127.0.0.1:1"}, "--buffer must be between 0.2 and 120 seconds"},
         {{peer_exe, "--channel-key", "xyz", "http://127.0.0.1:1"}, "--channel-key must be 64 hex digits"},
         {{peer_exe, "--upload-backlog", "0", "http://127.0.0.1:1"}, "--upload-backlog must be between 0.05 and 60 seconds"},
+        {{peer_exe, "--burst", "-1", "http://127.0.0.1:1"}, "--burst must be between 0 and 60 seconds"},
         {{source_exe, "http://127.0.0.1:1", "file", "/nonexistent/input.ts"},
          "cannot open input file '/nonexistent/input.ts': No such file or directory"},
         {{source_exe, "http://127.0.0.1:1", "udp", "x"}, "invalid port 'x' in 'x' (expected 1 to 65535)"},
