@@ -25,12 +25,6 @@ const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
 const std::string source_exe = PIXTREAM_SOURCE_EXE;
 const std::string peer_exe = PIXTREAM_PEER_EXE;
 
-std::uint16_t free_port() {
-    asio::io_context io;
-    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return a.local_endpoint().port();
-}
-
 std::unique_ptr<subprocess> start_tracker(std::uint16_t port) {
     auto t = std::make_unique<subprocess>(std::vector<std::string>{tracker_exe, "-p", std::to_string(port), "--bind",
                                                                    "127.0.0.1", "-i", "1", "--log-level", "warn"});

@@ -69,6 +69,21 @@ inline fs::path make_media(const fs::path& dir, const std::string& kind, int sec
     return out;
 }
 
+// A port nobody listens on now on 127.0.0.1 (the kernel's pick, released again).
+inline std::uint16_t free_port() {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor a(io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+}
+
+// The URL of a pixtream-tracker started with -p 0, from its start-up line ("... on http://IP:PORT ...").
+inline std::string tracker_url(subprocess& tracker) {
+    const auto line = tracker.read_line();
+    BOOST_TEST_REQUIRE(line.has_value(), "the tracker did not start: " << tracker.stderr_text());
+    const auto colon = line->rfind(':');
+    return "http://127.0.0.1:" + line->substr(colon + 1, line->find(' ', colon) - colon - 1);
+}
+
 // "... peers on IP:PORT players on IP:PORT" -> (peer port, player port).
 inline std::pair<std::uint16_t, std::uint16_t> ports_of(const std::string& line) {
     static const std::regex re(R"(peers on [^ ]+:(\d+) players on [^ ]+:(\d+))");

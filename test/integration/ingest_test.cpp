@@ -35,20 +35,6 @@ const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
 const std::string source_exe = PIXTREAM_SOURCE_EXE;
 const std::string peer_exe = PIXTREAM_PEER_EXE;
 
-// A port nobody listens on now (the kernel's pick, released again).
-std::uint16_t free_port() {
-    asio::io_context io;
-    tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return a.local_endpoint().port();
-}
-
-std::string start_tracker(subprocess& tracker) {
-    const auto line = tracker.read_line();
-    BOOST_TEST_REQUIRE(line.has_value());
-    const auto colon = line->rfind(':');
-    return "http://127.0.0.1:" + line->substr(colon + 1, line->find(' ', colon) - colon - 1);
-}
-
 // The HTTP response head a player gets for GET / (read until the blank line, at most 20 s).
 std::string response_head(std::uint16_t port) {
     asio::io_context io;
@@ -92,9 +78,9 @@ void dump_over_tcp_plays_in_real_time(const std::string& name, std::vector<std::
     subprocess nc({"/bin/sh", "-c", "exec nc -l -p " + std::to_string(port) + " < '" + clip.string() + "'"});
     // nc listens once it runs: the source retries its connection until then.
     subprocess tracker({tracker_exe, "-p", "0", "--bind", "127.0.0.1", "-i", "1", "--log-level", "warn"});
-    const auto tracker_url = start_tracker(tracker);
+    const auto turl = tracker_url(tracker);
     subprocess source({source_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--key", (dir.path / "key").string(),
-                       "--channel", "nc", "--log-level", "info", tracker_url, "tcp",
+                       "--channel", "nc", "--log-level", "info", turl, "tcp",
                        "127.0.0.1:" + std::to_string(port)});
     const auto sline = source.read_line();
     if (!sline) BOOST_FAIL("source did not start: " << source.stderr_text());
@@ -107,7 +93,7 @@ void dump_over_tcp_plays_in_real_time(const std::string& name, std::vector<std::
     for (int i = 0; i < peers; ++i) {
         procs.push_back(std::make_unique<subprocess>(std::vector<std::string>{
             peer_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--buffer", "1", "--channel", "nc", "--log-level",
-            "warn", tracker_url}));
+            "warn", turl}));
         const auto line = procs.back()->read_line();
         if (!line) BOOST_FAIL("peer did not start: " << procs.back()->stderr_text());
         ports.push_back(ports_of(*line).second);
@@ -188,9 +174,9 @@ void pushed_by_ffmpeg_continues_the_channel(const std::string& kind, const std::
                                             bool mp3 = false) {
     temp_dir dir;
     subprocess tracker({tracker_exe, "-p", "0", "--bind", "127.0.0.1", "-i", "1", "--log-level", "warn"});
-    const auto tracker_url = start_tracker(tracker);
+    const auto turl = tracker_url(tracker);
     subprocess source({source_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--key", (dir.path / "key").string(),
-                       "--channel", "push", "--log-level", "warn", tracker_url, kind, location});
+                       "--channel", "push", "--log-level", "warn", turl, kind, location});
     const auto sline = source.read_line();
     if (!sline) BOOST_FAIL("source did not start: " << source.stderr_text());
     const auto source_player_port = ports_of(*sline).second;
@@ -212,7 +198,7 @@ void pushed_by_ffmpeg_continues_the_channel(const std::string& kind, const std::
     for (int i = 0; i < 2; ++i) {
         procs.push_back(std::make_unique<subprocess>(std::vector<std::string>{
             peer_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--buffer", "1", "--channel", "push", "--log-level",
-            "warn", tracker_url}));
+            "warn", turl}));
         const auto line = procs.back()->read_line();
         if (!line) BOOST_FAIL("peer did not start: " << procs.back()->stderr_text());
         players.push_back(std::make_unique<player>());

@@ -40,13 +40,11 @@ void stream_through_swarm(const std::string& kind, int seconds) {
     const double rate = static_cast<double>(input.size()) / seconds;
 
     subprocess tracker({tracker_exe, "-p", "0", "--bind", "127.0.0.1", "-i", "1", "--log-level", "warn"});
-    const auto tline = tracker.read_line();
-    BOOST_TEST_REQUIRE(tline.has_value());
-    const auto tracker_url = "http://127.0.0.1:" + tline->substr(tline->rfind(':') + 1, tline->find(' ', tline->rfind(':')) - tline->rfind(':') - 1);
+    const auto turl = tracker_url(tracker);
 
     subprocess source({source_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--rate", std::to_string(rate), "--key",
                        (dir.path / "key").string(), "--channel", "it-" + kind, "--linger", "8", "--chunk-seconds",
-                       "0.25", "--log-level", "warn", tracker_url, "file", media.string()});
+                       "0.25", "--log-level", "warn", turl, "file", media.string()});
     const auto sline = source.read_line();
     if (!sline) BOOST_FAIL("source did not start: " << source.stderr_text());
     const auto source_player_port = ports_of(*sline).second;
@@ -58,7 +56,7 @@ void stream_through_swarm(const std::string& kind, int seconds) {
     auto start_peer = [&] {
         procs.push_back(std::make_unique<subprocess>(std::vector<std::string>{
             peer_exe, "-i", "127.0.0.1", "-p", "0", "-s", "0", "--buffer", "1.5", "--linger", "6", "--channel",
-            "it-" + kind, "--log-level", "warn", tracker_url}));
+            "it-" + kind, "--log-level", "warn", turl}));
         const auto line = procs.back()->read_line();
         // (Boost.Test evaluates a message even when the check passes: read stderr only on failure.)
         if (!line) BOOST_FAIL("peer did not start: " << procs.back()->stderr_text());

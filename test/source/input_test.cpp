@@ -150,7 +150,14 @@ BOOST_AUTO_TEST_CASE(parse_input_validates) {
                               {"tcp", "tcp://encoder.local:1234", input_kind::tcp},
                               {"file", file, input_kind::file},
                               {"stdin", "-", input_kind::stdin_},
-                              {"stdin", "", input_kind::stdin_}};
+                              {"stdin", "", input_kind::stdin_},
+                              {"listen", "9000", input_kind::listen},
+                              {"listen", "127.0.0.1:9000", input_kind::listen},
+                              {"listen", "tcp://:9000", input_kind::listen},
+                              {"listen", "[::1]:9000", input_kind::listen},
+                              {"udp", "udp://239.255.0.1:5000", input_kind::udp},
+                              {"udp", "5000", input_kind::udp},
+                              {"icecast", "0.0.0.0:8000", input_kind::icecast}};
     for (const auto& g : good) {
         BOOST_TEST_CONTEXT(g.kind << " " << g.location) {
             const auto cfg = parse_input(g.kind, g.location, err);
@@ -163,7 +170,12 @@ BOOST_AUTO_TEST_CASE(parse_input_validates) {
 
     const std::string form = "(expected http://HOST[:PORT][/PATH])";
     const std::pair<std::string, std::string> bad[][1] = {
-        {{"udp x", "unknown input kind 'udp' (expected http, tcp, file or stdin)"}},
+        {{"rtmp x", "unknown input kind 'rtmp' (expected http, tcp, file, stdin, listen, udp or icecast)"}},
+        {{"udp x", "invalid port 'x' in 'x' (expected 1 to 65535)"}},
+        {{"listen host:9000", "'host' in 'host:9000' is not an IP address"}},
+        {{"listen 239.1.1.1:9000", "cannot listen for TCP on the multicast address 239.1.1.1 (got '239.1.1.1:9000')"}},
+        {{"icecast 127.0.0.1:0", "invalid port '0' in '127.0.0.1:0' (expected 1 to 65535)"}},
+        {{"udp [::1", "udp input must be [ADDRESS:]PORT (got '[::1')"}},
         {{"http 127.0.0.1:8000", "'127.0.0.1:8000' is not a URL " + form}},
         {{"http not a url", "'not a url' is not a URL " + form}},
         {{"http https://h/x", "https is not supported (expected http://HOST[:PORT][/PATH], got 'https://h/x')"}},

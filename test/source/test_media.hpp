@@ -3,6 +3,7 @@
 #include "pixtream/source/chunker.hpp"
 #include "pixtream/source/media_clock.hpp"
 #include "subprocess.hpp"
+#include "test_files.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -30,56 +31,12 @@ namespace fs = std::filesystem;
 
 using byte_vector = std::vector<std::byte>;
 
-inline std::string find_program(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-    for (std::string dir; std::getline(dirs, dir, ':');) {
-        const fs::path p = fs::path(dir) / name;
-        if (::access(p.c_str(), X_OK) == 0) return p.string();
-    }
-    throw std::runtime_error(name + " not found in PATH");
-}
-
-inline byte_vector read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    byte_vector out(s.size());
-    std::memcpy(out.data(), s.data(), s.size());
-    return out;
-}
-
-inline void write_file(const fs::path& p, const byte_vector& data) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-}
+using pixtream::test::files::ffmpeg;
+using pixtream::test::files::read_file;
+using pixtream::test::files::temp_dir;
+using pixtream::test::files::write_file;
 
 inline void append(byte_vector& to, std::span<const std::byte> b) { to.insert(to.end(), b.begin(), b.end()); }
-
-// A private temporary directory, removed with its content.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "pixtream-chunker-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
-
-// Runs ffmpeg with `args`; returns {exit status, stderr}.
-inline std::pair<int, std::string> ffmpeg(std::vector<std::string> args, std::chrono::milliseconds timeout = 20s) {
-    static const std::string exe = find_program("ffmpeg");
-    args.insert(args.begin(), {exe, "-nostdin", "-hide_banner"});
-    test::subprocess p(args);
-    const auto status = p.wait(timeout);
-    if (!status) throw std::runtime_error("ffmpeg did not finish in time");
-    return {*status, p.stderr_text()};
-}
 
 // Test media, generated once per run by ffmpeg.
 struct media {

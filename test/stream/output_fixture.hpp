@@ -5,6 +5,7 @@
 #include "pixtream/stream/output_server.hpp"
 
 #include "subprocess.hpp"
+#include "test_files.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -243,57 +244,11 @@ inline std::vector<wire::chunk_ptr> to_wire(std::vector<source::cut_chunk> cuts)
     return out;
 }
 
-inline std::string find_program(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-    for (std::string dir; std::getline(dirs, dir, ':');) {
-        const fs::path p = fs::path(dir) / name;
-        if (::access(p.c_str(), X_OK) == 0) return p.string();
-    }
-    throw std::runtime_error(name + " not found in PATH");
-}
-
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "pixtream-stream-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-};
-
-inline std::string ffmpeg_exe() {
-    static const std::string exe = find_program("ffmpeg");
-    return exe;
-}
-
-// Runs ffmpeg with `args`; returns {exit status, stderr}.
-inline std::pair<int, std::string> ffmpeg(std::vector<std::string> args, std::chrono::milliseconds timeout = 20s) {
-    args.insert(args.begin(), {ffmpeg_exe(), "-nostdin", "-hide_banner"});
-    pixtream::test::subprocess p(args);
-    const auto status = p.wait(timeout);
-    if (!status) throw std::runtime_error("ffmpeg did not finish in time");
-    return {*status, p.stderr_text()};
-}
-
-inline byte_vector read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    byte_vector out(s.size());
-    std::memcpy(out.data(), s.data(), s.size());
-    return out;
-}
-
-inline void write_file(const fs::path& p, const std::string& data) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
+using pixtream::test::files::ffmpeg;
+using pixtream::test::files::ffmpeg_exe;
+using pixtream::test::files::read_file;
+using pixtream::test::files::temp_dir;
+using pixtream::test::files::write_file;
 
 // Media generated once per run: H.264/AAC in MPEG-TS and Vorbis in Ogg.
 struct media {

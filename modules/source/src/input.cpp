@@ -535,6 +535,29 @@ std::string read_failure(const std::string& where, const beast::error_code& ec, 
 
 }  // namespace
 
+template <bool IsRequest>
+asio::awaitable<std::string> input_reader::read_body(http::parser<IsRequest, http::buffer_body>& parser,
+                                                     beast::flat_buffer& buffer, std::string where, bool& got_data) {
+    while (!stopping_ && !parser.is_done()) {
+        std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
+        parser.get().body().data = buf.data();
+        parser.get().body().size = buf.size();
+        stream_.expires_after(cfg_.stall_timeout);
+        auto [ec, n] = co_await http::async_read_some(stream_, buffer, parser, use_tuple);
+        if (stopping_) break;
+        if (ec == http::error::need_buffer) ec = {};
+        const std::size_t got = buf.size() - parser.get().body().size;
+        parser.get().body().data = nullptr;
+        if (got > 0) {
+            got_data = true;
+            co_await deliver(data_event(buf, got));
+            if (stopping_) break;
+        }
+        if (ec) co_return read_failure(where, ec, cfg_.stall_timeout);
+    }
+    co_return std::string();
+}
+
 asio::awaitable<input_reader::attempt_result> input_reader::attempt_tcp() {
     attempt_result r;
     r.reason = co_await connect();
@@ -601,26 +624,7 @@ asio::awaitable<input_reader::attempt_result> input_reader::attempt_http() {
     r.connected = true;
     co_await on_connected();
 
-    while (!stopping_ && !parser.is_done()) {
-        std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
-        parser.get().body().data = buf.data();
-        parser.get().body().size = buf.size();
-        stream_.expires_after(cfg_.stall_timeout);
-        auto [ec, n] = co_await http::async_read_some(stream_, buffer, parser, use_tuple);
-        if (stopping_) break;
-        if (ec == http::error::need_buffer) ec = {};
-        const std::size_t got = buf.size() - parser.get().body().size;
-        parser.get().body().data = nullptr;
-        if (got > 0) {
-            r.got_data = true;
-            co_await deliver(data_event(buf, got));
-            if (stopping_) break;
-        }
-        if (ec) {
-            r.reason = read_failure(cfg_.location, ec, cfg_.stall_timeout);
-            break;
-        }
-    }
+    r.reason = co_await read_body(parser, buffer, cfg_.location, r.got_data);
     if (r.reason.empty() && !stopping_) r.reason = fmt::format("{}: the stream ended", cfg_.location);
     co_return r;
 }
@@ -760,19 +764,8 @@ asio::awaitable<std::string> input_reader::read_icecast(std::string who) {
         }
         co_return std::string();
     }
-    while (!stopping_ && !parser.is_done()) {
-        std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
-        parser.get().body().data = buf.data();
-        parser.get().body().size = buf.size();
-        stream_.expires_after(cfg_.stall_timeout);
-        auto [ec, n] = co_await http::async_read_some(stream_, buffer, parser, use_tuple);
-        if (stopping_) break;
-        if (ec == http::error::need_buffer) ec = {};
-        const std::size_t got = buf.size() - parser.get().body().size;
-        parser.get().body().data = nullptr;
-        if (got > 0) co_await deliver(data_event(buf, got));
-        if (ec) co_return read_failure(who, ec, cfg_.stall_timeout);
-    }
+    bool got_data = false;
+    if (auto why = co_await read_body(parser, buffer, who, got_data); !why.empty()) co_return why;
     if (expect_100 && !stopping_) {  // the final answer to a request that is complete
         const std::string done = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         stream_.expires_after(cfg_.connect_timeout);

@@ -12,7 +12,10 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -137,6 +140,11 @@ private:
     boost::asio::awaitable<void> run_listen();
     boost::asio::awaitable<void> run_udp();
     boost::asio::awaitable<std::string> read_icecast(std::string who);
+    // Delivers an HTTP body (a response's or a request's) as data events until it ends, the stream
+    // fails or stop(); the reason it stopped ("" at its end). `got_data` tells whether any came.
+    template <bool IsRequest>
+    boost::asio::awaitable<std::string> read_body(boost::beast::http::parser<IsRequest, boost::beast::http::buffer_body>& parser,
+                                                  boost::beast::flat_buffer& buffer, std::string where, bool& got_data);
     boost::asio::awaitable<void> give_up(std::string why);  // failed, then ended
     void close_descriptor() noexcept;
     core::duration next_backoff();
