@@ -21,9 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
-const std::string source_exe = PIXTREAM_SOURCE_EXE;
-const std::string peer_exe = PIXTREAM_PEER_EXE;
 
 std::unique_ptr<subprocess> start_tracker(std::uint16_t port) {
     auto t = std::make_unique<subprocess>(std::vector<std::string>{tracker_exe, "-p", std::to_string(port), "--bind",

@@ -25,6 +25,11 @@ namespace pixtream::test {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+// The programs under test (each integration test target defines their paths).
+inline const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
+inline const std::string source_exe = PIXTREAM_SOURCE_EXE;
+inline const std::string peer_exe = PIXTREAM_PEER_EXE;
+
 struct temp_dir {
     fs::path path;
     temp_dir() {

@@ -43,9 +43,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
-const std::string source_exe = PIXTREAM_SOURCE_EXE;
-const std::string peer_exe = PIXTREAM_PEER_EXE;
 const std::string hostile_exe = PIXTREAM_HOSTILE_EXE;
 
 constexpr bool under_asan = PIXTREAM_HOSTILE_TEST_ASAN != 0;

@@ -31,9 +31,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
-const std::string source_exe = PIXTREAM_SOURCE_EXE;
-const std::string peer_exe = PIXTREAM_PEER_EXE;
 
 // The HTTP response head a player gets for GET / (read until the blank line, at most 20 s).
 std::string response_head(std::uint16_t port) {

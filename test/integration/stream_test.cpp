@@ -29,9 +29,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string tracker_exe = PIXTREAM_TRACKER_EXE;
-const std::string source_exe = PIXTREAM_SOURCE_EXE;
-const std::string peer_exe = PIXTREAM_PEER_EXE;
 
 void stream_through_swarm(const std::string& kind, int seconds) {
     temp_dir dir;
