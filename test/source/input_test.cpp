@@ -175,7 +175,7 @@ BOOST_AUTO_TEST_CASE(parse_input_validates) {
         {{"listen host:9000", "'host' in 'host:9000' is not an IP address"}},
         {{"listen 239.1.1.1:9000", "cannot listen for TCP on the multicast address 239.1.1.1 (got '239.1.1.1:9000')"}},
         {{"icecast 127.0.0.1:0", "invalid port '0' in '127.0.0.1:0' (expected 1 to 65535)"}},
-        {{"udp [::1", "udp input must be [ADDRESS:]PORT (got '[::1')"}},
+        {{"udp [::1", "input must be [ADDRESS:]PORT (got '[::1')"}},
         {{"http 127.0.0.1:8000", "'127.0.0.1:8000' is not a URL " + form}},
         {{"http not a url", "'not a url' is not a URL " + form}},
         {{"http https://h/x", "https is not supported (expected http://HOST[:PORT][/PATH], got 'https://h/x')"}},

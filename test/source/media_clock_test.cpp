@@ -125,6 +125,33 @@ BOOST_AUTO_TEST_CASE(raw_bytes_are_timed_by_the_given_rate_only) {
     BOOST_TEST(s.last < 10.0);
 }
 
+// A slow input with no container in sight is raw once detect_timeout passed (not after 64 KiB).
+BOOST_AUTO_TEST_CASE(a_slow_input_is_raw_after_the_detection_timeout) {
+    const core::time_point t0{core::seconds(50)};
+    media_clock c({.detect_timeout = core::milliseconds(500)});
+    std::vector<timed_piece> out;
+    const byte_vector bytes(100, std::byte{0x11});
+    c.feed(bytes, t0, out);
+    c.feed(bytes, t0 + 300ms, out);
+    BOOST_TEST(c.kind() == container::automatic);
+    BOOST_TEST(concat(out).empty());  // held while undecided
+    c.feed(bytes, t0 + 600ms, out);
+    BOOST_TEST(c.kind() == container::raw);
+    BOOST_TEST(concat(out).size() == 300U);  // every byte, none lost
+}
+
+// A tag cut short by the end of the input ends the stream (no endless resync).
+BOOST_AUTO_TEST_CASE(an_id3_tag_cut_short_at_the_end_is_passed_on) {
+    byte_vector input = test_media().mp3;
+    const byte_vector tag = {std::byte{'I'}, std::byte{'D'}, std::byte{'3'}, std::byte{4}, std::byte{0},
+                             std::byte{0},   std::byte{0},   std::byte{0},   std::byte{8}, std::byte{0}};
+    append(input, tag);
+    append(input, byte_vector(100, std::byte{0x22}));
+    const auto r = run_clock(input, 4096);
+    BOOST_TEST(concat(r.pieces) == input);
+    BOOST_TEST(r.kind == container::mp3);
+}
+
 BOOST_AUTO_TEST_CASE(a_restarted_or_jumping_stream_is_a_discontinuity) {
     // Two encoder runs back to back: the second TS starts its clock 1000 s later, the second Ogg is a
     // new chained link whose granules start at 0 again.

@@ -87,7 +87,9 @@ std::optional<std::size_t> id3v2_size(bytes b) noexcept {
         if ((at(b, i) & 0x80U) != 0) return std::nullopt;  // sizes are "syncsafe": 7 bits a byte
         size = (size << 7U) | at(b, i);
     }
-    return 10 + size + ((at(b, 5) & 0x10U) != 0 ? 10 : 0);
+    const std::size_t total = 10 + size + ((at(b, 5) & 0x10U) != 0 ? 10 : 0);
+    if (total > max_id3v2_size) return std::nullopt;
+    return total;
 }
 
 frame_run audio_frames_at(bytes b, std::size_t frames, bool at_end) noexcept {
@@ -176,6 +178,7 @@ audio_sync find_audio_sync(bytes b, std::size_t frames, bool at_end) noexcept {
                     s.offset = p;
                     return s;
                 }
+                if (rest.size() < *tag) continue;  // cut short by the end of the input: not a tag
                 const auto after = *tag < rest.size() ? audio_frames_at(rest.subspan(*tag), frames, at_end) : frame_run{};
                 s.answer = run_answer::yes;
                 s.offset = p;

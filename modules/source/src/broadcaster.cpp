@@ -33,7 +33,8 @@ broadcaster::broadcaster(const asio::any_io_executor& ex, input_config in, broad
                          core::chunk_id first_id, publish_fn publish)
     : cfg_(cfg),
       chunker_(cfg.cut),
-      clock_(media_clock_config{.kind = cfg.cut.kind, .raw_bytes_per_s = cfg.raw_bytes_per_s}),
+      clock_(media_clock_config{
+          .kind = cfg.cut.kind, .raw_bytes_per_s = cfg.raw_bytes_per_s, .detect_timeout = cfg.cut.max_duration}),
       key_(std::move(key)),
       next_id_(first_id),
       publish_(std::move(publish)),
@@ -47,7 +48,7 @@ asio::awaitable<void> broadcaster::on_input(broadcaster* self, input_event ev) {
     std::vector<cut_chunk> cuts;
     switch (ev.kind) {
     case input_event_kind::data:
-        self->clock_.feed(ev.bytes, pieces);
+        self->clock_.feed(ev.bytes, core::clock::now(), pieces);
         self->note_clock();
         co_await pace(self, std::move(pieces));
         break;

@@ -320,6 +320,7 @@ struct chunker::impl {
     // MPEG audio / ADTS state.
     struct audio_state {
         bool synced = false;
+        bool just_synced = false;  // no unit taken since the last resync
     } mpa;
 
     bool is_audio() const noexcept { return kind == container::mp3 || kind == container::adts; }
@@ -783,6 +784,7 @@ struct chunker::impl {
                 skip(sync.offset);
                 if (sync.answer != core::media::run_answer::yes) return;
                 mpa.synced = true;
+                mpa.just_synced = true;
                 // Frames of the other kind from here on (a different stream): follow them.
                 if (std::to_integer<unsigned>(unparsed()[0]) == 0xFFU && sync.kind != audio_kind())
                     kind = sync.kind == core::media::audio_kind::adts ? container::adts : container::mp3;
@@ -794,8 +796,11 @@ struct chunker::impl {
                 if (b.empty()) return;
                 mpa.synced = false;
                 ++stats.resyncs;
+                if (mpa.just_synced) skip(1);  // (never resync at the same place twice)
+                mpa.just_synced = false;
                 continue;
             }
+            mpa.just_synced = false;
             // Every frame (and tag) is a place to start: the chunk is cut by size and time only.
             add_unit(b.first(u.size), true, unit_role::normal, false, now, out);
             consume(u.size);

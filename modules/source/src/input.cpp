@@ -141,7 +141,7 @@ std::optional<asio::ip::basic_endpoint<asio::ip::tcp>> parse_bind_address(std::s
     if (text.starts_with('[')) {
         const auto close = text.find(']');
         if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-            error = fmt::format("{} input must be [ADDRESS:]PORT (got '{}')", udp ? "udp" : "listen", given);
+            error = fmt::format("input must be [ADDRESS:]PORT (got '{}')", given);
             return std::nullopt;
         }
         host = std::string(text.substr(1, close - 1));
@@ -660,7 +660,8 @@ std::string input_reader::bind() {
         const auto address = at->address();
         const asio::ip::udp::endpoint local(address, at->port());
         udp_.open(local.protocol(), ec);
-        if (!ec) udp_.set_option(asio::socket_base::reuse_address(true), ec);
+        // Several receivers may share a multicast group's port; a unicast port in use is an error.
+        if (!ec && address.is_multicast()) udp_.set_option(asio::socket_base::reuse_address(true), ec);
         // Room for bursts while the source is busy: a few seconds of a typical stream.
         if (!ec) udp_.set_option(asio::socket_base::receive_buffer_size(4 * 1024 * 1024), ec);
         if (!ec) udp_.bind(local, ec);

@@ -117,6 +117,7 @@ struct media_clock::impl {
     std::vector<std::byte> in;  // unparsed: in[head..]
     std::size_t head = 0;
     std::size_t detect_pos = 0;
+    std::optional<core::time_point> detect_since;  // automatic: when the first bytes came
     bool finishing = false;
 
     std::vector<timed_piece> done;       // completed, not yet handed out
@@ -140,6 +141,7 @@ struct media_clock::impl {
 
     // MPEG audio / ADTS
     bool audio_synced = false;
+    bool audio_just_synced = false;  // no unit taken since the last resync
     double audio_s = 0;
 
     // Raw
@@ -148,7 +150,11 @@ struct media_clock::impl {
     // -----------------------------------------------------------------------------------------
     bytes unparsed() const noexcept { return bytes(in).subspan(head); }
 
-    void feed(bytes data, std::vector<timed_piece>& out) {
+    void feed(bytes data, std::optional<core::time_point> now, std::vector<timed_piece>& out) {
+        if (now && kind == container::automatic) {
+            if (!detect_since) detect_since = *now;
+            if (*now - *detect_since >= cfg.detect_timeout) kind = container::raw;  // a slow input, no container
+        }
         stats.bytes += data.size();
         if (head > 0) {
             in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(head));
@@ -435,6 +441,7 @@ struct media_clock::impl {
                 head += sync.offset;
                 if (sync.answer != core::media::run_answer::yes) return;
                 audio_synced = true;
+                audio_just_synced = true;
                 if (at(b, sync.offset) == 0xFF && sync.kind != akind) {
                     kind = sync.kind == core::media::audio_kind::adts ? container::adts : container::mp3;
                     return parse_audio();
@@ -446,8 +453,14 @@ struct media_clock::impl {
             if (u.is == audio_unit::what::lost) {
                 if (b.empty()) return;
                 audio_synced = false;
+                if (audio_just_synced) {  // (never resync at the same place twice)
+                    untimed(b.first(1));
+                    head += 1;
+                }
+                audio_just_synced = false;
                 continue;
             }
+            audio_just_synced = false;
             if (u.is == audio_unit::what::tag) {
                 untimed(b.first(u.size));
             } else {
@@ -466,7 +479,10 @@ media_clock::media_clock(media_clock&&) noexcept = default;
 media_clock& media_clock::operator=(media_clock&&) noexcept = default;
 
 void media_clock::feed(std::span<const std::byte> data, std::vector<timed_piece>& out) {
-    impl_->feed(data, out);
+    impl_->feed(data, std::nullopt, out);
+}
+void media_clock::feed(std::span<const std::byte> data, core::time_point now, std::vector<timed_piece>& out) {
+    impl_->feed(data, now, out);
 }
 void media_clock::finish(std::vector<timed_piece>& out) { impl_->finish(out); }
 container media_clock::kind() const noexcept { return impl_->kind; }

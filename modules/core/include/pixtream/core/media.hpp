@@ -29,8 +29,12 @@ std::optional<audio_frame> adts_frame(bytes b) noexcept;
 // Either of the two, of the given kind.
 std::optional<audio_frame> audio_frame_at(audio_kind kind, bytes b) noexcept;
 
+// ID3v2 tags longer than this (cover art, say) are not taken as tags: a unit is never split, and a
+// chunk payload is at most 1 MiB.
+inline constexpr std::size_t max_id3v2_size = 256 * 1024;
+
 // The length of an ID3v2 tag at the start of `b` (10-byte header, body and footer); nullopt when
-// there is none (10 bytes needed).
+// there is none, or it is longer than max_id3v2_size (10 bytes needed).
 std::optional<std::size_t> id3v2_size(bytes b) noexcept;
 
 // Does a run of `frames` audio frames of one kind and family start at b[0]? `more`: not enough bytes

@@ -49,6 +49,9 @@ struct media_clock_config {
     container kind = container::automatic;  // as the chunker's: detected from the bytes when automatic
     double raw_bytes_per_s = 0;             // raw input: its byte rate (0: raw input has no time)
     double merge_s = 0.05;                  // units closer than this share a piece
+    // automatic: a slow input that shows no container this long after its first byte is raw (as the
+    // chunker's max_duration; only with the feed() that is given the time).
+    core::duration detect_timeout = core::milliseconds(500);
 };
 
 struct media_clock_stats {
@@ -68,6 +71,8 @@ public:
 
     // Appends the pieces that are complete to `out`.
     void feed(std::span<const std::byte> data, std::vector<timed_piece>& out);
+    // The same, for bytes received at `now`: detection gives up after detect_timeout.
+    void feed(std::span<const std::byte> data, core::time_point now, std::vector<timed_piece>& out);
     // The input ended or broke: what is held goes out; the next bytes start a fresh stream (its first
     // timed piece is a discontinuity). The container is kept.
     void finish(std::vector<timed_piece>& out);

@@ -53,7 +53,7 @@ struct output_config {
     // their burst starts; burst_seconds 0: no burst (a new client waits for the next random-access chunk).
     // 5.5 s: ffmpeg and ffplay read 5 s of a stream (max_analyze_duration) before they decode.
     double burst_seconds = 5.5;
-    std::size_t burst_max_bytes = 8 * 1024 * 1024;
+    std::size_t burst_max_bytes = 4 * 1024 * 1024;  // under max_queue_bytes, with room for live chunks
     // HTTP/1.1 players get the stream with Transfer-Encoding: chunked instead of delimited by the
     // close. ffmpeg (5.1) reports "Stream ends prematurely" (an I/O error) at the end of a
     // close-delimited body of unknown length; with chunked coding it sees a clean end of stream.
