@@ -37,11 +37,12 @@ core::wall_micros wall_now() {
             .count());
 }
 
-// Finds the channel key on the tracker: by name, or the only channel there is. `absent` is set when
-// the tracker answered but has no such channel (yet).
 // Why a channel lookup gave no key: worth asking again (the tracker or the channel may come), or not.
 enum class lookup_miss { none, absent, unreachable, final };
 
+// Finds the channel key on the tracker: by name, or the only channel there is. `miss` says why not:
+// absent (the tracker answered but has no such channel yet), unreachable, or final (several match, or
+// an unreadable answer).
 asio::awaitable<std::variant<core::channel_key, std::string>> lookup_channel(tracker::tracker_url url,
                                                                             std::string name, lookup_miss* miss) {
     using result = std::variant<core::channel_key, std::string>;
