@@ -411,6 +411,25 @@ BOOST_AUTO_TEST_CASE(an_id3_tag_cut_short_at_the_end_finishes) {
     BOOST_TEST(c.stats().bytes_skipped_resync == 110U);
 }
 
+// A broadcaster that comes back with another container (MP3, then MPEG-TS): detected afresh.
+BOOST_AUTO_TEST_CASE(another_container_after_finish_is_detected) {
+    chunker c({.kind = container::automatic, .max_bytes = 8 * 1024});
+    std::vector<cut_chunk> out;
+    c.feed(test_media().mp3, t0, out);
+    c.finish(out);
+    BOOST_TEST(c.kind() == container::mp3);
+    const auto mp3_chunks = out.size();
+    c.feed(test_media().aac_ts, t0, out);
+    BOOST_TEST(c.kind() == container::mpegts);
+    c.finish(out);
+    byte_vector expected = test_media().mp3;
+    append(expected, test_media().aac_ts);
+    BOOST_TEST(concat(out) == expected);
+    BOOST_TEST(c.stats().bytes_skipped_resync == 0U);
+    BOOST_TEST_REQUIRE(out.size() > mp3_chunks);
+    BOOST_TEST(out[mp3_chunks].is_header());  // the TS stream's PAT and PMT
+}
+
 BOOST_AUTO_TEST_CASE(random_size_pieces_give_the_same_chunks) {
     const std::pair<const byte_vector*, chunker_config> cases[] = {
         {&test_media().h264_ts, {.max_bytes = 16 * 1024, .min_bytes = 4 * 1024}},

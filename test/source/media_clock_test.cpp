@@ -182,6 +182,13 @@ BOOST_AUTO_TEST_CASE(a_restarted_or_jumping_stream_is_a_discontinuity) {
     const auto s = times(out);
     BOOST_TEST(s.discontinuities == 1U);
     BOOST_TEST(s.first == 0.0);
+    // ... and another container after it is detected afresh.
+    out.clear();
+    c.feed(test_media().h264_ts, out);
+    c.finish(out);
+    BOOST_TEST(c.kind() == container::mpegts);
+    BOOST_TEST(c.source() == clock_source::pcr);
+    BOOST_TEST(concat(out) == test_media().h264_ts);
 }
 
 BOOST_AUTO_TEST_CASE(pacer_holds_pieces_to_real_time) {

@@ -270,6 +270,7 @@ struct chunker::impl {
     std::vector<std::byte> in;
     std::size_t head = 0;
     bool finishing = false;
+    bool redetect = false;                          // automatic mode: detect again at the next bytes
     std::optional<core::time_point> detect_since;  // automatic mode: first byte seen
     std::size_t detect_pos = 0;                     // automatic mode: next offset to examine
     core::time_point last_now{};                    // the latest time passed in
@@ -345,6 +346,11 @@ struct chunker::impl {
     }
 
     void feed(bytes data, core::time_point now, std::vector<cut_chunk>& out) {
+        if (redetect && !data.empty()) {
+            kind = container::automatic;
+            detect_pos = 0;
+            redetect = false;
+        }
         tick(now, out);
         stats.bytes_in += data.size();
         while (!data.empty()) {
@@ -411,6 +417,9 @@ struct chunker::impl {
         ogg.in_bos_group = false;
         mpa.synced = false;
         detect_since.reset();
+        // The next stream (a broadcaster reconnecting, say) may hold another container: look again
+        // when it comes (kind() still tells the last one until then).
+        redetect = cfg.kind == container::automatic;
     }
 
     // -----------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ struct media_clock::impl {
     std::size_t head = 0;
     std::size_t detect_pos = 0;
     std::optional<core::time_point> detect_since;  // automatic: when the first bytes came
+    bool redetect = false;                          // automatic: detect again at the next bytes
     bool finishing = false;
 
     std::vector<timed_piece> done;       // completed, not yet handed out
@@ -151,6 +152,10 @@ struct media_clock::impl {
     bytes unparsed() const noexcept { return bytes(in).subspan(head); }
 
     void feed(bytes data, std::optional<core::time_point> now, std::vector<timed_piece>& out) {
+        if (redetect && !data.empty()) {
+            kind = container::automatic;
+            redetect = false;
+        }
         if (now && kind == container::automatic) {
             if (!detect_since) detect_since = *now;
             if (*now - *detect_since >= cfg.detect_timeout) kind = container::raw;  // a slow input, no container
@@ -186,6 +191,8 @@ struct media_clock::impl {
         raw_bytes = 0;
         last_s.reset();
         detect_pos = 0;
+        detect_since.reset();
+        redetect = cfg.kind == container::automatic;  // the next stream: look again when it comes
         restart = true;
         piece.reset();  // no time carries over into the next stream
     }

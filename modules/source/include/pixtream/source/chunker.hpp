@@ -91,7 +91,8 @@ public:
     void tick(core::time_point now, std::vector<cut_chunk>& out);
     // The input ended (or broke: feeding may go on afterwards, as after a reconnect): cuts every
     // whole unit still pending, drops a trailing partial unit (counted as skipped) and resynchronises
-    // on the next bytes fed. Headers already seen are remembered.
+    // on the next bytes fed (in automatic mode it detects their container afresh). Headers already
+    // seen are remembered.
     void finish(std::vector<cut_chunk>& out);
     // When tick() will next cut something; nullopt while no whole unit is pending.
     std::optional<core::time_point> next_deadline() const noexcept;

@@ -74,7 +74,7 @@ public:
     // The same, for bytes received at `now`: detection gives up after detect_timeout.
     void feed(std::span<const std::byte> data, core::time_point now, std::vector<timed_piece>& out);
     // The input ended or broke: what is held goes out; the next bytes start a fresh stream (its first
-    // timed piece is a discontinuity). The container is kept.
+    // timed piece is a discontinuity; in automatic mode its container is detected afresh).
     void finish(std::vector<timed_piece>& out);
 
     container kind() const noexcept;       // `automatic` until decided
