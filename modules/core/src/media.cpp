@@ -197,6 +197,42 @@ audio_sync find_audio_sync(bytes b, std::size_t frames, bool at_end) noexcept {
     return s;
 }
 
+audio_framer::step audio_framer::next(bytes b, bool at_end) noexcept {
+    step s;
+    for (;;) {
+        if (!synced_) {
+            const auto sync = find_audio_sync(b, 3, at_end);
+            if (sync.offset > 0) {
+                s.is = step::what::skip;
+                s.size = sync.offset;
+                return s;
+            }
+            if (sync.answer != run_answer::yes) return s;  // more (nothing at all: b is empty)
+            synced_ = true;
+            just_synced_ = true;
+            if (at(b, 0) == 0xFF) kind_ = sync.kind;
+        }
+        const auto u = next_audio_unit(kind_, b, at_end);
+        if (u.is == audio_unit::what::more || (u.is == audio_unit::what::lost && b.empty())) return s;
+        if (u.is == audio_unit::what::lost) {
+            synced_ = false;
+            s.resynced = true;
+            if (just_synced_) {
+                just_synced_ = false;
+                s.is = step::what::skip;
+                s.size = 1;
+                return s;
+            }
+            continue;
+        }
+        just_synced_ = false;
+        s.is = step::what::unit;
+        s.size = u.size;
+        if (u.is == audio_unit::what::frame) s.frame = u.frame;
+        return s;
+    }
+}
+
 const char* sniff_media_type(bytes first) noexcept {
     if (!first.empty() && at(first, 0) == 0x47 && (first.size() <= 188 || at(first, 188) == 0x47)) return "video/mp2t";
     if (starts_with(first, 0, "OggS", 4)) {

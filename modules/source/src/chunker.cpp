@@ -23,7 +23,6 @@ using bytes = std::span<const std::byte>;
 constexpr std::size_t ts_packet_size = 188;
 constexpr std::uint8_t ts_sync = 0x47;
 constexpr std::size_t ts_confirm_packets = 3;      // syncs at a 188-byte stride that confirm a resync
-constexpr std::size_t audio_confirm_frames = 3;    // frames in a row that confirm an audio resync
 constexpr std::size_t ogg_header_size = 27;
 constexpr std::size_t max_psi_section = 1024;      // PAT/PMT sections are at most 1,024 bytes
 constexpr std::size_t feed_step = 64 * 1024;       // input is buffered at most this much at a time
@@ -260,7 +259,8 @@ const char* name_of(container c) noexcept {
 }
 
 struct chunker::impl {
-    explicit impl(chunker_config c) : cfg(c), kind(c.kind) {}
+    explicit impl(chunker_config c)
+        : cfg(c), kind(c.kind), mpa(c.kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg) {}
 
     chunker_config cfg;
     container kind;
@@ -319,10 +319,7 @@ struct chunker::impl {
     } ogg;
 
     // MPEG audio / ADTS state.
-    struct audio_state {
-        bool synced = false;
-        bool just_synced = false;  // no unit taken since the last resync
-    } mpa;
+    core::media::audio_framer mpa;
 
     bool is_audio() const noexcept { return kind == container::mp3 || kind == container::adts; }
     core::media::audio_kind audio_kind() const noexcept {
@@ -415,7 +412,7 @@ struct chunker::impl {
         ogg.synced = false;
         ogg.collecting = false;
         ogg.in_bos_group = false;
-        mpa.synced = false;
+        mpa.lose();
         detect_since.reset();
         // The next stream (a broadcaster reconnecting, say) may hold another container: look again
         // when it comes (kind() still tells the last one until then).
@@ -450,7 +447,7 @@ struct chunker::impl {
         skip(d.offset);
         ts.synced = kind == container::mpegts;
         ogg.synced = kind == container::ogg;
-        mpa.synced = kind == container::mp3 || kind == container::adts;
+        if (is_audio()) mpa = core::media::audio_framer(audio_kind(), true);
         return true;
     }
 
@@ -785,34 +782,20 @@ struct chunker::impl {
 
     // -----------------------------------------------------------------------------------------
     void parse_audio(core::time_point now, std::vector<cut_chunk>& out) {
-        using core::media::audio_unit;
+        using step = core::media::audio_framer::step;
         for (;;) {
             const bytes b = unparsed();
-            if (!mpa.synced) {
-                const auto sync = core::media::find_audio_sync(b, audio_confirm_frames, finishing);
-                skip(sync.offset);
-                if (sync.answer != core::media::run_answer::yes) return;
-                mpa.synced = true;
-                mpa.just_synced = true;
-                // Frames of the other kind from here on (a different stream): follow them.
-                if (std::to_integer<unsigned>(unparsed()[0]) == 0xFFU && sync.kind != audio_kind())
-                    kind = sync.kind == core::media::audio_kind::adts ? container::adts : container::mp3;
+            const auto st = mpa.next(b, finishing);
+            if (st.resynced) ++stats.resyncs;
+            kind = mpa.kind() == core::media::audio_kind::adts ? container::adts : container::mp3;
+            if (st.is == step::what::more) return;
+            if (st.is == step::what::skip) {
+                skip(st.size);
                 continue;
             }
-            const auto u = core::media::next_audio_unit(audio_kind(), b, finishing);
-            if (u.is == audio_unit::what::more) return;
-            if (u.is == audio_unit::what::lost) {
-                if (b.empty()) return;
-                mpa.synced = false;
-                ++stats.resyncs;
-                if (mpa.just_synced) skip(1);  // (never resync at the same place twice)
-                mpa.just_synced = false;
-                continue;
-            }
-            mpa.just_synced = false;
             // Every frame (and tag) is a place to start: the chunk is cut by size and time only.
-            add_unit(b.first(u.size), true, unit_role::normal, false, now, out);
-            consume(u.size);
+            add_unit(b.first(st.size), true, unit_role::normal, false, now, out);
+            consume(st.size);
         }
     }
 

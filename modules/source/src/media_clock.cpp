@@ -17,7 +17,6 @@ constexpr std::size_t ts_packet_size = 188;
 constexpr std::uint8_t ts_sync = 0x47;
 constexpr std::size_t ts_confirm_packets = 3;
 constexpr std::size_t ogg_header_size = 27;
-constexpr std::size_t audio_confirm_frames = 3;
 constexpr std::int64_t wrap_33 = std::int64_t{1} << 33;
 constexpr double ts_hz = 90000.0;
 constexpr std::size_t raw_piece_min = 188;
@@ -107,7 +106,8 @@ const char* name_of(clock_source c) noexcept {
 }
 
 struct media_clock::impl {
-    explicit impl(media_clock_config c) : cfg(c), kind(c.kind) {}
+    explicit impl(media_clock_config c)
+        : cfg(c), kind(c.kind), audio(c.kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg) {}
 
     media_clock_config cfg;
     container kind;
@@ -141,8 +141,7 @@ struct media_clock::impl {
     bool ogg_new_link = false;
 
     // MPEG audio / ADTS
-    bool audio_synced = false;
-    bool audio_just_synced = false;  // no unit taken since the last resync
+    core::media::audio_framer audio;
     double audio_s = 0;
 
     // Raw
@@ -178,7 +177,8 @@ struct media_clock::impl {
         untimed(unparsed());
         head = in.size();
         flush(out);
-        ts_synced = ogg_synced = audio_synced = false;
+        ts_synced = ogg_synced = false;
+        audio.lose();
         ogg_in_bos = false;
         ts_offset = 0;
         pcr_pid.reset();
@@ -251,7 +251,10 @@ struct media_clock::impl {
             }
             ts_synced = kind == container::mpegts;
             ogg_synced = kind == container::ogg;
-            audio_synced = kind == container::mp3 || kind == container::adts;
+            if (kind == container::mp3 || kind == container::adts)
+                audio = core::media::audio_framer(kind == container::adts ? core::media::audio_kind::adts
+                                                                          : core::media::audio_kind::mpeg,
+                                                  true);
         }
         switch (kind) {
         case container::mpegts: parse_ts(); break;
@@ -438,44 +441,20 @@ struct media_clock::impl {
 
     // -----------------------------------------------------------------------------------------
     void parse_audio() {
-        using core::media::audio_unit;
-        const auto akind = kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg;
+        using step = core::media::audio_framer::step;
         for (;;) {
             const auto b = unparsed();
-            if (!audio_synced) {
-                const auto sync = core::media::find_audio_sync(b, audio_confirm_frames, finishing);
-                untimed(b.first(sync.offset));
-                head += sync.offset;
-                if (sync.answer != core::media::run_answer::yes) return;
-                audio_synced = true;
-                audio_just_synced = true;
-                if (at(b, sync.offset) == 0xFF && sync.kind != akind) {
-                    kind = sync.kind == core::media::audio_kind::adts ? container::adts : container::mp3;
-                    return parse_audio();
-                }
-                continue;
-            }
-            const auto u = core::media::next_audio_unit(akind, b, finishing);
-            if (u.is == audio_unit::what::more) return;
-            if (u.is == audio_unit::what::lost) {
-                if (b.empty()) return;
-                audio_synced = false;
-                if (audio_just_synced) {  // (never resync at the same place twice)
-                    untimed(b.first(1));
-                    head += 1;
-                }
-                audio_just_synced = false;
-                continue;
-            }
-            audio_just_synced = false;
-            if (u.is == audio_unit::what::tag) {
-                untimed(b.first(u.size));
-            } else {
+            const auto st = audio.next(b, finishing);
+            kind = audio.kind() == core::media::audio_kind::adts ? container::adts : container::mp3;
+            if (st.is == step::what::more) return;
+            if (st.is == step::what::unit && st.frame) {
                 source = clock_source::frames;
-                timed(b.first(u.size), audio_s, false);
-                audio_s += static_cast<double>(u.frame.samples) / static_cast<double>(u.frame.sample_rate);
+                timed(b.first(st.size), audio_s, false);
+                audio_s += static_cast<double>(st.frame->samples) / static_cast<double>(st.frame->sample_rate);
+            } else {
+                untimed(b.first(st.size));  // a tag, or garbage skipped on resync
             }
-            head += u.size;
+            head += st.size;
         }
     }
 };

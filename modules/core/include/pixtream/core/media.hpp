@@ -68,6 +68,34 @@ struct audio_sync {
 };
 audio_sync find_audio_sync(bytes b, std::size_t frames, bool at_end) noexcept;
 
+// Splits an MPEG audio or ADTS stream into units (frames and tags), picking the stream up again
+// after garbage. Shared by the source's chunker and media clock, so that both cut alike.
+class audio_framer {
+public:
+    struct step {
+        enum class what { unit, skip, more };
+        what is = what::more;
+        std::size_t size = 0;               // of the unit, or the garbage to skip
+        std::optional<audio_frame> frame;   // a unit that is a frame (a tag has none)
+        bool resynced = false;              // the sync was lost just before this step
+    };
+
+    explicit audio_framer(audio_kind kind = audio_kind::mpeg, bool synced = false) noexcept
+        : kind_(kind), synced_(synced) {}
+    // What starts b, the bytes not consumed yet; the caller consumes `size` of them for a unit or a skip.
+    // `more`: wait for more bytes (at_end: there are none; the rest is a partial unit).
+    step next(bytes b, bool at_end) noexcept;
+    // The input broke: pick the stream up afresh.
+    void lose() noexcept { synced_ = false; }
+    // Frames of the other kind that follow garbage (another stream) are followed.
+    audio_kind kind() const noexcept { return kind_; }
+
+private:
+    audio_kind kind_;
+    bool synced_;
+    bool just_synced_ = false;  // no unit taken since the last resync: never resync at the same place twice
+};
+
 // The MIME type of a stream that starts with `first`: "video/mp2t", "video/ogg" (a Theora stream among
 // the beginning-of-stream pages), "audio/ogg", "audio/mpeg" (MPEG audio, also after an ID3v2 tag),
 // "audio/aac" (ADTS), else "application/octet-stream".
