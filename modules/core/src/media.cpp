@@ -80,6 +80,16 @@ std::optional<audio_frame> audio_frame_at(audio_kind kind, bytes b) noexcept {
     return kind == audio_kind::mpeg ? mpeg_audio_frame(b) : adts_frame(b);
 }
 
+std::optional<std::size_t> ogg_page_size(bytes b) noexcept {
+    if (b.size() < 27) return std::nullopt;
+    const std::size_t nsegs = at(b, 26);
+    if (b.size() < 27 + nsegs) return std::nullopt;
+    std::size_t size = 27 + nsegs;
+    for (std::size_t i = 0; i < nsegs; ++i) size += at(b, 27 + i);
+    if (b.size() < size) return std::nullopt;
+    return size;
+}
+
 std::optional<std::size_t> id3v2_size(bytes b) noexcept {
     if (b.size() < 10 || !starts_with(b, 0, "ID3", 3) || at(b, 3) == 0xFF || at(b, 4) == 0xFF) return std::nullopt;
     std::size_t size = 0;
@@ -239,12 +249,11 @@ const char* sniff_media_type(bytes first) noexcept {
         // The beginning-of-stream pages come first: is one of them Theora's?
         std::size_t o = 0;
         while (first.size() >= o + 27 && starts_with(first, o, "OggS", 4) && (at(first, o + 5) & 0x02U) != 0) {
-            const std::size_t nsegs = at(first, o + 26);
-            if (first.size() < o + 27 + nsegs) break;
-            std::size_t body = 0;
-            for (std::size_t i = 0; i < nsegs; ++i) body += at(first, o + 27 + i);
-            if (starts_with(first, o + 27 + nsegs, "\x80theora", 7)) return "video/ogg";
-            o += 27 + nsegs + body;
+            // (A page cut short by the end of `first` is still looked into.)
+            if (starts_with(first, o + 27 + at(first, o + 26), "\x80theora", 7)) return "video/ogg";
+            const auto size = ogg_page_size(first.subspan(o));
+            if (!size) break;
+            o += *size;
         }
         return "audio/ogg";
     }

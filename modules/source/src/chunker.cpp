@@ -22,7 +22,6 @@ using bytes = std::span<const std::byte>;
 
 constexpr std::size_t ts_packet_size = 188;
 constexpr std::uint8_t ts_sync = 0x47;
-constexpr std::size_t ts_confirm_packets = 3;      // syncs at a 188-byte stride that confirm a resync
 constexpr std::size_t ogg_header_size = 27;
 constexpr std::size_t max_psi_section = 1024;      // PAT/PMT sections are at most 1,024 bytes
 constexpr std::size_t feed_step = 64 * 1024;       // input is buffered at most this much at a time
@@ -486,40 +485,12 @@ struct chunker::impl {
         }
     }
 
-    // Finds the next position with syncs at a 188-byte stride; false when more bytes are needed.
+    // Skips to the next position with syncs at a 188-byte stride; false when more bytes are needed.
     bool resync_ts(bytes b) {
-        for (std::size_t p = 0; p < b.size(); ++p) {
-            if (at(b, p) != ts_sync) continue;
-            bool ok = true;
-            bool sure = true;
-            for (std::size_t k = 1; k < ts_confirm_packets; ++k) {
-                const std::size_t q = p + k * ts_packet_size;
-                if (q >= b.size()) {
-                    sure = false;
-                    break;
-                }
-                if (at(b, q) != ts_sync) {
-                    ok = false;
-                    break;
-                }
-            }
-            if (!ok) continue;
-            if (!sure) {
-                // Keep the candidate (and what follows) until it can be confirmed, or take it whole
-                // at the end of input.
-                skip(p);
-                if (finishing && ts_packet_size <= b.size() - p) {
-                    ts.synced = true;
-                    return true;
-                }
-                return false;
-            }
-            skip(p);
-            ts.synced = true;
-            return true;
-        }
-        skip(b.size());
-        return false;
+        const auto sync = detail::find_ts_sync(b, finishing);
+        skip(sync.offset);
+        ts.synced = sync.found;
+        return sync.found;
     }
 
     void on_ts_packet(bytes raw, core::time_point now, std::vector<cut_chunk>& out) {
@@ -670,12 +641,11 @@ struct chunker::impl {
                 lose_ogg_sync();
                 continue;
             }
+            const auto page_size = core::media::ogg_page_size(c);
+            if (!page_size) return;
+            const std::size_t size = *page_size;
             const std::size_t nsegs = at(c, 26);
-            if (c.size() < ogg_header_size + nsegs) return;
-            std::size_t body = 0;
-            for (std::size_t i = 0; i < nsegs; ++i) body += at(c, ogg_header_size + i);
-            const std::size_t size = ogg_header_size + nsegs + body;
-            if (c.size() < size) return;
+            const std::size_t body = size - ogg_header_size - nsegs;
             // CRC over the page with its CRC field taken as zero.
             std::uint32_t crc = crc32_msb(0, c.first(22));
             static constexpr std::array<std::byte, 4> zero{};
@@ -703,22 +673,10 @@ struct chunker::impl {
 
     // Skips to the next "OggS" + version 0; false when more bytes are needed.
     bool resync_ogg(bytes b) {
-        static constexpr std::array<std::uint8_t, 5> capture{'O', 'g', 'g', 'S', 0};
-        for (std::size_t p = 0; p < b.size(); ++p) {
-            std::size_t m = 0;
-            while (m < capture.size() && p + m < b.size() && at(b, p + m) == capture[m]) ++m;
-            if (m == capture.size()) {
-                skip(p);
-                ogg.synced = true;
-                return true;
-            }
-            if (p + m == b.size()) {
-                skip(p);  // a prefix of the pattern: wait for more
-                return false;
-            }
-        }
-        skip(b.size());
-        return false;
+        const auto sync = detail::find_ogg_sync(b, finishing);
+        skip(sync.offset);
+        ogg.synced = sync.found;
+        return sync.found;
     }
 
     void on_ogg_page(bytes raw, const ogg_page& page, core::time_point now, std::vector<cut_chunk>& out) {

@@ -18,6 +18,37 @@ constexpr std::uint8_t at(std::span<const std::byte> b, std::size_t i) noexcept 
 
 }  // namespace
 
+sync_point find_ts_sync(std::span<const std::byte> b, bool at_end) noexcept {
+    constexpr std::size_t confirm = 3;
+    for (std::size_t p = 0; p < b.size(); ++p) {
+        if (at(b, p) != ts_sync) continue;
+        bool ok = true;
+        bool sure = true;
+        for (std::size_t k = 1; k < confirm && ok; ++k) {
+            const std::size_t q = p + k * ts_packet_size;
+            if (q >= b.size()) sure = false;
+            else ok = at(b, q) == ts_sync;
+            if (!sure) break;
+        }
+        if (!ok) continue;
+        // Not sure yet: keep the candidate until it can be confirmed, or take it at the end of input.
+        if (!sure) return {at_end && ts_packet_size <= b.size() - p, p};
+        return {true, p};
+    }
+    return {false, b.size()};
+}
+
+sync_point find_ogg_sync(std::span<const std::byte> b, bool at_end) noexcept {
+    static constexpr std::array<std::uint8_t, 5> capture{'O', 'g', 'g', 'S', 0};
+    for (std::size_t p = 0; p < b.size(); ++p) {
+        std::size_t m = 0;
+        while (m < capture.size() && p + m < b.size() && at(b, p + m) == capture[m]) ++m;
+        if (m == capture.size()) return {true, p};
+        if (p + m == b.size() && !at_end) return {false, p};  // a prefix of the pattern: wait for more
+    }
+    return {false, b.size()};
+}
+
 detection detect_container(std::span<const std::byte> b, std::size_t from, bool at_end) noexcept {
     detection d;
     d.from = from;

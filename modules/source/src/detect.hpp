@@ -21,6 +21,17 @@ struct detection {
     std::size_t from = 0;       // offsets below this were ruled out
 };
 
+// Where a lost MPEG-TS or Ogg stream can be picked up in `b`: `found` at `offset`, or not found and
+// the bytes from `offset` on must be kept (a candidate that more bytes may confirm; b.size(): none).
+struct sync_point {
+    bool found = false;
+    std::size_t offset = 0;
+};
+// MPEG-TS: three syncs at a 188-byte stride (at the end of input, one whole packet will do).
+sync_point find_ts_sync(std::span<const std::byte> b, bool at_end) noexcept;
+// Ogg: "OggS" and version 0.
+sync_point find_ogg_sync(std::span<const std::byte> b, bool at_end) noexcept;
+
 // Looks for MPEG-TS, Ogg, MPEG audio (MP3) or ADTS at offsets from `from` on; `at_end`: no more bytes
 // will come. Undecided past the window or at the end: raw.
 detection detect_container(std::span<const std::byte> b, std::size_t from, bool at_end) noexcept;

@@ -15,7 +15,6 @@ using bytes = std::span<const std::byte>;
 
 constexpr std::size_t ts_packet_size = 188;
 constexpr std::uint8_t ts_sync = 0x47;
-constexpr std::size_t ts_confirm_packets = 3;
 constexpr std::size_t ogg_header_size = 27;
 constexpr std::int64_t wrap_33 = std::int64_t{1} << 33;
 constexpr double ts_hz = 90000.0;
@@ -292,31 +291,10 @@ struct media_clock::impl {
         for (;;) {
             const auto b = unparsed();
             if (!ts_synced) {
-                std::size_t p = 0;
-                bool found = false;
-                for (; p < b.size(); ++p) {
-                    if (at(b, p) != ts_sync) continue;
-                    bool ok = true;
-                    for (std::size_t k = 1; k < ts_confirm_packets && ok; ++k) {
-                        const std::size_t q = p + k * ts_packet_size;
-                        if (q >= b.size()) {
-                            if (!finishing) {  // cannot tell yet: keep it
-                                untimed(b.first(p));
-                                head += p;
-                                return;
-                            }
-                            break;
-                        }
-                        ok = at(b, q) == ts_sync;
-                    }
-                    if (ok) {
-                        found = true;
-                        break;
-                    }
-                }
-                untimed(b.first(p));
-                head += p;
-                if (!found) return;
+                const auto sync = detail::find_ts_sync(b, finishing);
+                untimed(b.first(sync.offset));
+                head += sync.offset;
+                if (!sync.found) return;
                 ts_synced = true;
                 continue;
             }
@@ -379,17 +357,10 @@ struct media_clock::impl {
         for (;;) {
             const auto b = unparsed();
             if (!ogg_synced) {
-                std::size_t p = 0;
-                for (; p < b.size(); ++p) {
-                    if (b.size() - p < 5) {
-                        if (!finishing && std::memcmp(b.data() + p, "OggS", std::min<std::size_t>(4, b.size() - p)) == 0) break;
-                        continue;
-                    }
-                    if (starts_with(b.subspan(p), "OggS", 4) && at(b, p + 4) == 0) break;
-                }
-                untimed(b.first(p));
-                head += p;
-                if (p >= b.size() || b.size() - p < 5) return;
+                const auto sync = detail::find_ogg_sync(b, finishing);
+                untimed(b.first(sync.offset));
+                head += sync.offset;
+                if (!sync.found) return;
                 ogg_synced = true;
                 continue;
             }
@@ -400,14 +371,10 @@ struct media_clock::impl {
                 head += 1;
                 continue;
             }
-            const std::size_t nsegs = at(b, 26);
-            if (b.size() < ogg_header_size + nsegs) return;
-            std::size_t body = 0;
-            for (std::size_t i = 0; i < nsegs; ++i) body += at(b, ogg_header_size + i);
-            const std::size_t size = ogg_header_size + nsegs + body;
-            if (b.size() < size) return;
-            on_ogg_page(b.first(size), nsegs);
-            head += size;
+            const auto size = core::media::ogg_page_size(b);
+            if (!size) return;
+            on_ogg_page(b.first(*size), at(b, 26));
+            head += *size;
         }
     }
 

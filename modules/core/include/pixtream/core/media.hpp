@@ -33,6 +33,10 @@ std::optional<audio_frame> audio_frame_at(audio_kind kind, bytes b) noexcept;
 // chunk payload is at most 1 MiB.
 inline constexpr std::size_t max_id3v2_size = 256 * 1024;
 
+// The size of the Ogg page at the start of `b` (27-byte header, lacing values and body), once all of
+// it is there; nullopt before (the capture pattern is not checked).
+std::optional<std::size_t> ogg_page_size(bytes b) noexcept;
+
 // The length of an ID3v2 tag at the start of `b` (10-byte header, body and footer); nullopt when
 // there is none, or it is longer than max_id3v2_size (10 bytes needed).
 std::optional<std::size_t> id3v2_size(bytes b) noexcept;
