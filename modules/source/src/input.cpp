@@ -558,27 +558,29 @@ asio::awaitable<std::string> input_reader::read_body(http::parser<IsRequest, htt
     co_return std::string();
 }
 
-asio::awaitable<input_reader::attempt_result> input_reader::attempt_tcp() {
-    attempt_result r;
-    r.reason = co_await connect();
-    if (!r.reason.empty()) co_return r;
-    r.connected = true;
-    co_await on_connected();
+asio::awaitable<std::string> input_reader::read_raw(std::string where, bool& got_data) {
     while (!stopping_) {
         std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
         stream_.expires_after(cfg_.stall_timeout);
         auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), use_tuple);
         if (stopping_) break;
         if (n > 0) {
-            r.got_data = true;
+            got_data = true;
             co_await deliver(data_event(buf, n));
             if (stopping_) break;
         }
-        if (ec) {
-            r.reason = read_failure(cfg_.location, ec, cfg_.stall_timeout);
-            break;
-        }
+        if (ec) co_return read_failure(where, ec, cfg_.stall_timeout);
     }
+    co_return std::string();
+}
+
+asio::awaitable<input_reader::attempt_result> input_reader::attempt_tcp() {
+    attempt_result r;
+    r.reason = co_await connect();
+    if (!r.reason.empty()) co_return r;
+    r.connected = true;
+    co_await on_connected();
+    r.reason = co_await read_raw(cfg_.location, r.got_data);
     co_return r;
 }
 
@@ -701,19 +703,9 @@ asio::awaitable<void> input_reader::run_listen() {
         // One broadcaster at a time; the next one waits in the backlog until this one is gone.
         std::string reason;
         if (cfg_.kind == input_kind::icecast) reason = co_await read_icecast(who);
-        while (!stopping_ && reason.empty()) {
-            std::vector<std::byte> buf(std::max<std::size_t>(cfg_.read_size, 1));
-            stream_.expires_after(cfg_.stall_timeout);
-            auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), use_tuple);
-            if (stopping_) break;
-            if (n > 0) {
-                co_await deliver(data_event(buf, n));
-                if (stopping_) break;
-            }
-            if (ec) {
-                reason = read_failure(who, ec, cfg_.stall_timeout);
-                break;
-            }
+        if (reason.empty() && !stopping_) {
+            bool got_data = false;
+            reason = co_await read_raw(who, got_data);
         }
         stream_.close();
         stats_.connected = false;

@@ -203,10 +203,9 @@ void output_server::remember(const wire::chunk_ptr& c) {
             history_bytes_ = 0;
             break;
         }
-        while (history_.begin() != next_ra) {
+        for (auto drop = next_ra - history_.begin(); drop > 0; --drop) {
             history_bytes_ -= history_.front()->payload.size();
             history_.pop_front();
-            next_ra = std::find_if(history_.begin(), history_.end(), [](const wire::chunk_ptr& h) { return h->random_access(); });
         }
     }
 }

@@ -140,6 +140,9 @@ private:
     boost::asio::awaitable<void> run_listen();
     boost::asio::awaitable<void> run_udp();
     boost::asio::awaitable<std::string> read_icecast(std::string who);
+    // Delivers what the connection sends as data events until it fails, stalls or stop(); the reason
+    // ("" when stopped). `got_data` tells whether any came.
+    boost::asio::awaitable<std::string> read_raw(std::string where, bool& got_data);
     // Delivers an HTTP body (a response's or a request's) as data events until it ends, the stream
     // fails or stop(); the reason it stopped ("" at its end). `got_data` tells whether any came.
     template <bool IsRequest>
