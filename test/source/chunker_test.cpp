@@ -397,11 +397,7 @@ BOOST_AUTO_TEST_CASE(mp3_garbage_between_frames_is_skipped) {
 // An ID3 tag cut short by the end of the input (a broadcaster that dropped) ends the stream: the
 // chunker finishes (no endless resync), and the partial tag is dropped as garbage.
 BOOST_AUTO_TEST_CASE(an_id3_tag_cut_short_at_the_end_finishes) {
-    byte_vector input = test_media().mp3;
-    const byte_vector tag = {std::byte{'I'}, std::byte{'D'}, std::byte{'3'}, std::byte{4}, std::byte{0},
-                             std::byte{0},   std::byte{0},   std::byte{0},   std::byte{8}, std::byte{0}};
-    append(input, tag);
-    append(input, byte_vector(100, std::byte{0x22}));
+    const byte_vector input = with_cut_short_id3_tag(test_media().mp3);
     const chunker_config cfg{.kind = container::mp3, .max_bytes = 4 * 1024, .min_bytes = 1024};
     chunker c(cfg);
     std::vector<cut_chunk> chunks;

@@ -142,11 +142,7 @@ BOOST_AUTO_TEST_CASE(a_slow_input_is_raw_after_the_detection_timeout) {
 
 // A tag cut short by the end of the input ends the stream (no endless resync).
 BOOST_AUTO_TEST_CASE(an_id3_tag_cut_short_at_the_end_is_passed_on) {
-    byte_vector input = test_media().mp3;
-    const byte_vector tag = {std::byte{'I'}, std::byte{'D'}, std::byte{'3'}, std::byte{4}, std::byte{0},
-                             std::byte{0},   std::byte{0},   std::byte{0},   std::byte{8}, std::byte{0}};
-    append(input, tag);
-    append(input, byte_vector(100, std::byte{0x22}));
+    const byte_vector input = with_cut_short_id3_tag(test_media().mp3);
     const auto r = run_clock(input, 4096);
     BOOST_TEST(concat(r.pieces) == input);
     BOOST_TEST(r.kind == container::mp3);

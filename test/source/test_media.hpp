@@ -38,6 +38,17 @@ using pixtream::test::files::write_file;
 
 inline void append(byte_vector& to, std::span<const std::byte> b) { to.insert(to.end(), b.begin(), b.end()); }
 
+// `audio` followed by an ID3v2 tag that the end of the input cuts short (a broadcaster that dropped):
+// a 10-byte header announcing 1,024 bytes, and only 100 of them.
+inline byte_vector with_cut_short_id3_tag(const byte_vector& audio) {
+    byte_vector out = audio;
+    const byte_vector header = {std::byte{'I'}, std::byte{'D'}, std::byte{'3'}, std::byte{4}, std::byte{0},
+                                std::byte{0},   std::byte{0},   std::byte{0},   std::byte{8}, std::byte{0}};
+    append(out, header);
+    append(out, byte_vector(100, std::byte{0x22}));
+    return out;
+}
+
 // Test media, generated once per run by ffmpeg.
 struct media {
     temp_dir dir;
@@ -45,12 +56,7 @@ struct media {
 
     media() {
         const auto gen = [this](const std::string& name, std::vector<std::string> args) {
-            const auto out = (dir.path / name).string();
-            args.insert(args.begin(), {"-v", "error", "-y"});
-            args.push_back(out);
-            const auto [status, err] = ffmpeg(args, 60s);
-            if (status != 0) throw std::runtime_error("cannot generate " + name + ": " + err);
-            return read_file(out);
+            return pixtream::test::files::generate_media(dir.path, name, std::move(args));
         };
         h264_ts = gen("h264.ts", {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
                                   "sine=frequency=440:sample_rate=44100", "-t", "6", "-c:v", "libx264", "-preset",

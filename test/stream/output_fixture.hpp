@@ -256,12 +256,7 @@ struct media {
     byte_vector ts, ogg;
     media() {
         const auto gen = [this](const std::string& name, std::vector<std::string> args) {
-            const auto out = (dir.path / name).string();
-            args.insert(args.begin(), {"-v", "error", "-y"});
-            args.push_back(out);
-            const auto [status, err] = ffmpeg(args, 60s);
-            if (status != 0) throw std::runtime_error("cannot generate " + name + ": " + err);
-            return read_file(out);
+            return pixtream::test::files::generate_media(dir.path, name, std::move(args));
         };
         ts = gen("av.ts", {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
                            "sine=frequency=440:sample_rate=44100", "-t", "5", "-c:v", "libx264", "-preset",

@@ -79,4 +79,14 @@ inline std::pair<int, std::string> ffmpeg(std::vector<std::string> args,
     return {*status, p.stderr_text()};
 }
 
+// Makes `dir`/`name` with ffmpeg (`args`: its inputs, codecs and format) and returns its bytes.
+inline byte_vector generate_media(const fs::path& dir, const std::string& name, std::vector<std::string> args) {
+    const auto out = (dir / name).string();
+    args.insert(args.begin(), {"-v", "error", "-y"});
+    args.push_back(out);
+    const auto [status, err] = ffmpeg(args, std::chrono::seconds(60));
+    if (status != 0) throw std::runtime_error("cannot generate " + name + ": " + err);
+    return read_file(out);
+}
+
 }  // namespace pixtream::test::files
