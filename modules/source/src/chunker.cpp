@@ -259,7 +259,7 @@ const char* name_of(container c) noexcept {
 
 struct chunker::impl {
     explicit impl(chunker_config c)
-        : cfg(c), kind(c.kind), mpa(c.kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg) {}
+        : cfg(c), kind(c.kind), mpa(detail::audio_kind_of(c.kind)) {}
 
     chunker_config cfg;
     container kind;
@@ -322,7 +322,7 @@ struct chunker::impl {
 
     bool is_audio() const noexcept { return kind == container::mp3 || kind == container::adts; }
     core::media::audio_kind audio_kind() const noexcept {
-        return kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg;
+        return detail::audio_kind_of(kind);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -745,7 +745,7 @@ struct chunker::impl {
             const bytes b = unparsed();
             const auto st = mpa.next(b, finishing);
             if (st.resynced) ++stats.resyncs;
-            kind = mpa.kind() == core::media::audio_kind::adts ? container::adts : container::mp3;
+            kind = detail::container_of(mpa.kind());
             if (st.is == step::what::more) return;
             if (st.is == step::what::skip) {
                 skip(st.size);

@@ -111,7 +111,7 @@ detection detect_container(std::span<const std::byte> b, std::size_t from, bool 
         if (run.answer == core::media::run_answer::more) return d;
         if (run.answer == core::media::run_answer::yes) {
             d.decided = true;
-            d.kind = run.kind == core::media::audio_kind::adts ? container::adts : container::mp3;
+            d.kind = container_of(run.kind);
             d.offset = p;
             return d;
         }

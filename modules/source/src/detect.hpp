@@ -1,6 +1,7 @@
 #pragma once
 // Internal: which container a byte stream holds (pure), shared by the chunker and the media clock so
 // that both decide alike. The decision depends on the bytes only, never on how they were split.
+#include "pixtream/core/media.hpp"
 #include "pixtream/source/chunker.hpp"
 
 #include <cstddef>
@@ -20,6 +21,14 @@ struct detection {
     std::size_t offset = 0;     // where the container starts (bytes before it are garbage)
     std::size_t from = 0;       // offsets below this were ruled out
 };
+
+// MPEG audio frames for mp3, ADTS ones for adts (and the other way round).
+inline core::media::audio_kind audio_kind_of(container c) noexcept {
+    return c == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg;
+}
+inline container container_of(core::media::audio_kind k) noexcept {
+    return k == core::media::audio_kind::adts ? container::adts : container::mp3;
+}
 
 // Where a lost MPEG-TS or Ogg stream can be picked up in `b`: `found` at `offset`, or not found and
 // the bytes from `offset` on must be kept (a candidate that more bytes may confirm; b.size(): none).

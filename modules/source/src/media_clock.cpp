@@ -106,7 +106,7 @@ const char* name_of(clock_source c) noexcept {
 
 struct media_clock::impl {
     explicit impl(media_clock_config c)
-        : cfg(c), kind(c.kind), audio(c.kind == container::adts ? core::media::audio_kind::adts : core::media::audio_kind::mpeg) {}
+        : cfg(c), kind(c.kind), audio(detail::audio_kind_of(c.kind)) {}
 
     media_clock_config cfg;
     container kind;
@@ -251,9 +251,7 @@ struct media_clock::impl {
             ts_synced = kind == container::mpegts;
             ogg_synced = kind == container::ogg;
             if (kind == container::mp3 || kind == container::adts)
-                audio = core::media::audio_framer(kind == container::adts ? core::media::audio_kind::adts
-                                                                          : core::media::audio_kind::mpeg,
-                                                  true);
+                audio = core::media::audio_framer(detail::audio_kind_of(kind), true);
         }
         switch (kind) {
         case container::mpegts: parse_ts(); break;
@@ -263,6 +261,13 @@ struct media_clock::impl {
         case container::raw: parse_raw(); break;
         case container::automatic: break;
         }
+    }
+
+    // Passes the garbage before a sync point on (untimed); true when the stream was picked up there.
+    bool take_sync(bytes b, detail::sync_point sync) {
+        untimed(b.first(sync.offset));
+        head += sync.offset;
+        return sync.found;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -291,11 +296,8 @@ struct media_clock::impl {
         for (;;) {
             const auto b = unparsed();
             if (!ts_synced) {
-                const auto sync = detail::find_ts_sync(b, finishing);
-                untimed(b.first(sync.offset));
-                head += sync.offset;
-                if (!sync.found) return;
-                ts_synced = true;
+                ts_synced = take_sync(b, detail::find_ts_sync(b, finishing));
+                if (!ts_synced) return;
                 continue;
             }
             if (b.size() < ts_packet_size) return;
@@ -357,11 +359,8 @@ struct media_clock::impl {
         for (;;) {
             const auto b = unparsed();
             if (!ogg_synced) {
-                const auto sync = detail::find_ogg_sync(b, finishing);
-                untimed(b.first(sync.offset));
-                head += sync.offset;
-                if (!sync.found) return;
-                ogg_synced = true;
+                ogg_synced = take_sync(b, detail::find_ogg_sync(b, finishing));
+                if (!ogg_synced) return;
                 continue;
             }
             if (b.size() < ogg_header_size) return;
@@ -412,7 +411,7 @@ struct media_clock::impl {
         for (;;) {
             const auto b = unparsed();
             const auto st = audio.next(b, finishing);
-            kind = audio.kind() == core::media::audio_kind::adts ? container::adts : container::mp3;
+            kind = detail::container_of(audio.kind());
             if (st.is == step::what::more) return;
             if (st.is == step::what::unit && st.frame) {
                 source = clock_source::frames;
